@@ -1,0 +1,1 @@
+"""synthdistill: distil large language models through their outputs."""

@@ -1,0 +1,115 @@
+"""What a stage is handed: the run's config, its folder, templates, engines, artifacts and test split."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from synthdistill.cache import CallCache
+from synthdistill.config import Pipeline, StageSpec, TeacherConfig
+from synthdistill.engine import Engine, EngineStats
+from synthdistill.home import home
+from synthdistill.records import Record
+from synthdistill.registry import registry
+from synthdistill.runfolder import RunFolder
+from synthdistill.templates import Templates
+
+
+@dataclass
+class RunContext:
+    """One run's shared state, passed explicitly to every stage (no globals)."""
+
+    pipeline: Pipeline
+    run: RunFolder
+    templates: Templates
+    test_records: list[Record]
+    device: str
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _engines: dict[str, Engine] = field(default_factory=dict)
+    _cache: CallCache | None = None
+
+    @property
+    def seed(self) -> int:
+        """The pipeline's one seed."""
+        return self.pipeline.config.seed
+
+    def cache(self) -> CallCache:
+        """The call cache under SYNTHDISTILL_HOME, shared by every engine of the run."""
+        if self._cache is None:
+            self._cache = CallCache(home() / "cache" / "calls.sqlite")
+        return self._cache
+
+    def engine(self, teacher: TeacherConfig | None = None) -> Engine:
+        """The engine for `teacher` (the pipeline's teacher by default), built once per run."""
+        teacher = teacher or self.pipeline.config.teacher
+        key = teacher.model_dump_json()
+        if key not in self._engines:
+            self._engines[key] = build_engine(teacher, self.cache(), self.device)
+        return self._engines[key]
+
+    def engine_stats(self) -> EngineStats:
+        """The counters of every engine of the run, summed."""
+        total = EngineStats()
+        for engine in self._engines.values():
+            for name, value in vars(engine.stats).items():
+                setattr(total, name, getattr(total, name) + value)
+        return total
+
+    def close(self) -> None:
+        """Close every engine and the cache."""
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+
+@dataclass
+class StageContext:
+    """The run context plus what belongs to the stage being run."""
+
+    run: RunContext
+    spec: StageSpec
+    folder: Path
+    details: dict[str, Any] = field(default_factory=dict)
+    """What the stage reports of itself; it lands in the manifest."""
+
+    @property
+    def config(self) -> Any:
+        """The stage's validated config."""
+        return self.spec.config
+
+    @property
+    def log(self) -> logging.Logger:
+        """The stage's logger."""
+        return logging.getLogger(f"synthdistill.stages.{self.spec.name}")
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (templates, engine, artifacts, seed, ...) comes from the run.
+        return getattr(self.run, name)
+
+
+def build_engine(teacher: TeacherConfig, cache: CallCache, device: str) -> Engine:
+    """An engine around the backend that `teacher.backend` names."""
+    backend_class = registry("teacher").get(teacher.backend)
+    backend = backend_class(teacher, device=device)
+    local = getattr(backend, "local", False)
+    return Engine(
+        backend,
+        cache,
+        max_concurrency=teacher.max_concurrency,
+        max_retries=teacher.max_retries,
+        # A local model queues requests behind its own batches: a wall-clock timeout would only misfire.
+        timeout_s=None if local else teacher.timeout_s,
+    )
+
+
+def stage_config_dump(config: BaseModel) -> dict[str, Any]:
+    """A stage config as plain data, for fingerprints and the manifest."""
+    return config.model_dump(mode="json")

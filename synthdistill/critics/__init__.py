@@ -1,0 +1,53 @@
+"""Critics: judge records in batches. The interface and its loading live here; one built-in a module."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from synthdistill.errors import CriticError
+from synthdistill.records import Record, Verdict
+
+
+class Critic(Protocol):
+    """What the filter stage needs of a critic."""
+
+    name: str
+
+    def score(self, records: list[Record]) -> list[Verdict]:
+        """One verdict per record, in order."""
+        ...
+
+
+class BaseCritic:
+    """A convenient base: options as a pydantic model in `Options`, validated at construction."""
+
+    name: ClassVar[str] = ""
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, **options: Any) -> None:
+        try:
+            self.options = self.Options(**options)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(str(p) for p in error["loc"])
+            raise CriticError(f"critic {self.name!r} option {key!r}: {error['msg']}; fix the option") from None
+
+    def score(self, records: list[Record]) -> list[Verdict]:
+        raise NotImplementedError
+
+
+def build_critic(entry: str | dict[str, Any]) -> Critic:
+    """A critic from a pipeline entry: a name, or {name: options}."""
+    from synthdistill.registry import registry
+
+    if isinstance(entry, str):
+        name, options = entry, {}
+    else:
+        ((name, options),) = entry.items()
+    critic_class = registry("critic").get(name)
+    critic: Critic = critic_class(**(options or {}))
+    return critic

@@ -1,0 +1,327 @@
+"""Running a pipeline: stages in order, each skipped, resumed or re-run by its fingerprint.
+
+A stage's fingerprint hashes its own config, the fingerprint of the stage before it, and the
+content of what it reads (templates, data files, the package version). A stage whose output is
+complete under an unchanged fingerprint is skipped; a change anywhere re-runs that stage and every
+stage after it. An unfinished stage resumes: inputs whose outputs are already on disk are not sent
+again, and the call cache answers whatever was paid for before a kill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synthdistill.config import Pipeline, StageSpec, load_pipeline
+from synthdistill.context import RunContext, StageContext, stage_config_dump
+from synthdistill.data import load_splits
+from synthdistill.devices import resolve_device
+from synthdistill.errors import ConfigError, RunError, TemplateError
+from synthdistill.records import Record, stable_hash
+from synthdistill.registry import registry
+from synthdistill.runfolder import Manifest, RecordWriter, RunFolder, StageManifest, read_records
+from synthdistill.stages import Stage
+from synthdistill.templates import Templates
+
+log = logging.getLogger(__name__)
+
+# Records are made durable in batches of this many (or at the end of a stage).
+WRITE_BATCH = 32
+
+ProgressHook = Callable[[str, int | None], Callable[[int], None]]
+"""Called with (stage label, expected inputs) when a stage starts; returns a callback for outputs."""
+
+
+@dataclass
+class RunOptions:
+    """How to run a pipeline, beyond the pipeline file itself."""
+
+    overrides: list[str] | None = None
+    limit: int | None = None
+    run_name: str | None = None
+    force: bool = False
+    resume: bool = False
+    progress: ProgressHook | None = None
+
+
+def run(path: str | Path, **options: Any) -> Manifest:
+    """Run the pipeline file at `path` and return its manifest (the Python API of `synthdistill run`)."""
+    return run_pipeline(load_pipeline(path, options.pop("overrides", None)), RunOptions(**options))
+
+
+def check_pipeline(pipeline: Pipeline) -> Templates:
+    """Check what validation of the file alone cannot: every template a stage reads exists and parses."""
+    templates = Templates.for_pipeline(pipeline.base_dir)
+    for spec in pipeline.stages:
+        for name in registry("stage").get(spec.name).inputs(spec.config):
+            try:
+                templates.source(name)
+            except TemplateError as exc:
+                raise ConfigError(str(exc), file=str(pipeline.path), key=f"stages[{spec.index - 1}].{spec.name}") from None
+    return templates
+
+
+def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
+    """Run a loaded pipeline to the end, writing everything into its run folder."""
+    config = pipeline.config
+    templates = check_pipeline(pipeline)
+    name = options.run_name or config.name
+    folder = RunFolder(Path(config.outputs) / name)
+    previous = _claim_run_folder(folder, pipeline, options)
+    started = time.monotonic()
+    manifest = Manifest(name=name, pipeline=str(pipeline.path), seed=config.seed, versions=_versions())
+    train, test = load_splits(
+        config.data, seed=config.seed, base_dir=pipeline.base_dir, limit=options.limit, file=str(pipeline.path)
+    )
+    ctx = RunContext(
+        pipeline=pipeline,
+        run=folder,
+        templates=templates,
+        test_records=test,
+        device=resolve_device(config.device),
+    )
+    fingerprint = _base_fingerprint(pipeline, train, test, options.limit)
+    records_path: Path | None = None
+    try:
+        for spec in pipeline.stages:
+            stage: Stage = registry("stage").get(spec.name)
+            fingerprint = _stage_fingerprint(stage, spec, fingerprint, ctx, pipeline)
+            entry = StageManifest(name=spec.name, folder=spec.folder, fingerprint=fingerprint)
+            manifest.stages.append(entry)
+            old = _previous_entry(previous, spec)
+            inputs_path = records_path
+            if stage.writes_records:
+                records_path = folder.stage_dir(spec.folder) / "records.jsonl"
+            if old is not None and old.fingerprint == fingerprint and old.status in ("done", "skipped"):
+                _skip(entry, old, ctx, manifest)
+                folder.write_manifest(manifest)
+                continue
+            resumable = old is not None and old.fingerprint == fingerprint and not stage.batch_input
+            entry.status = "running"
+            folder.write_manifest(manifest)
+            inputs = train if inputs_path is None else read_records(inputs_path, kept_only=True)
+            _run_stage(stage, spec, entry, StageContext(ctx, spec, folder.stage_dir(spec.folder)),
+                       inputs, records_path if stage.writes_records else None, resumable, options.progress)
+            manifest.artifacts.update({k: str(v) for k, v in ctx.artifacts.items()})
+            manifest.metrics.update(ctx.metrics)
+            _add_totals(manifest)
+            folder.write_manifest(manifest)
+        if records_path is not None:
+            _save_dataset(records_path, folder.root / "dataset")
+        manifest.status = "done"
+    except KeyboardInterrupt:
+        manifest.status = "interrupted"
+        _mark_running(manifest, "failed")
+        raise
+    except BaseException:
+        manifest.status = "failed"
+        _mark_running(manifest, "failed")
+        raise
+    finally:
+        manifest.seconds = round(time.monotonic() - started, 2)
+        _add_totals(manifest)
+        folder.write_manifest(manifest)
+        ctx.close()
+    return manifest
+
+
+def _run_stage(
+    stage: Stage,
+    spec: StageSpec,
+    entry: StageManifest,
+    sctx: StageContext,
+    inputs: Iterable[Record],
+    out_path: Path | None,
+    resumable: bool,
+    progress: ProgressHook | None,
+) -> None:
+    started = time.monotonic()
+    before = sctx.run.engine_stats()
+    done: set[str] = set()
+    if out_path is not None:
+        if resumable:
+            for record in read_records(out_path):
+                done.add(record.id)
+                if record.source_id:
+                    done.add(record.source_id)
+            entry.records_out = sum(1 for r in read_records(out_path) if r.kept)
+        else:
+            out_path.unlink(missing_ok=True)
+    artifacts_before = dict(sctx.run.artifacts)
+    metrics_before = dict(sctx.run.metrics)
+    counted = _Counter()
+    fresh = (r.model_copy(update={"source_id": r.id}) for r in counted.count(inputs) if r.id not in done)
+    advance = progress(spec.folder, None) if progress else None
+    outputs = stage.run(fresh, sctx)
+    if out_path is None:
+        for _ in outputs:
+            if advance:
+                advance(1)
+    else:
+        with RecordWriter(out_path) as writer:
+            for batch in _batches_at_source_boundaries(outputs, WRITE_BATCH):
+                writer.write(batch)
+                entry.records_out += sum(1 for r in batch if r.kept)
+                if advance:
+                    advance(len({r.source_id for r in batch}))
+    entry.records_in = counted.n
+    if out_path is None:
+        entry.records_out = counted.n
+    entry.details = sctx.details
+    # Kept in the stage's entry so that a skipped stage hands them on as if it had run.
+    new_artifacts = {k: str(v) for k, v in sctx.run.artifacts.items() if artifacts_before.get(k) != v}
+    new_metrics = {k: v for k, v in sctx.run.metrics.items() if metrics_before.get(k) != v}
+    if new_artifacts:
+        entry.details["artifacts"] = new_artifacts
+    if new_metrics:
+        entry.details["metrics"] = new_metrics
+    entry.teacher = sctx.run.engine_stats().since(before)
+    entry.seconds = round(time.monotonic() - started, 2)
+    entry.status = "done"
+
+
+def _batches_at_source_boundaries(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    """Batches of about `size` that never split the outputs of one input record."""
+    batch: list[Record] = []
+    for record in records:
+        if len(batch) >= size and record.source_id != batch[-1].source_id:
+            yield batch
+            batch = []
+        batch.append(record)
+    if batch:
+        yield batch
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def count(self, records: Iterable[Record]) -> Iterator[Record]:
+        for record in records:
+            self.n += 1
+            yield record
+
+
+def _skip(entry: StageManifest, old: StageManifest, ctx: RunContext, manifest: Manifest) -> None:
+    entry.status = "skipped"
+    entry.records_in, entry.records_out, entry.details = old.records_in, old.records_out, old.details
+    entry.seconds = 0.0
+    restored = old.details.get("artifacts", {})
+    ctx.artifacts.update({k: Path(v) for k, v in restored.items()})
+    ctx.metrics.update(old.details.get("metrics", {}))
+    manifest.artifacts.update(restored)
+    manifest.metrics.update(old.details.get("metrics", {}))
+
+
+def _claim_run_folder(folder: RunFolder, pipeline: Pipeline, options: RunOptions) -> Manifest | None:
+    """The previous manifest of this run, after checking the folder belongs to this pipeline."""
+    previous = folder.read_manifest() if folder.manifest_path.exists() else None
+    if previous is not None and Path(previous.pipeline).resolve() != pipeline.path and not options.resume:
+        if not options.force:
+            raise RunError(
+                f"run folder {folder.root} holds a run of {previous.pipeline}, not {pipeline.path}; "
+                "pass --resume to reuse what fits, --force to start it over, or --run-name for a new run"
+            )
+        for child in folder.root.iterdir():
+            if child.is_dir() and child.name[:2].isdigit():
+                shutil.rmtree(child)
+        previous = None
+    folder.root.mkdir(parents=True, exist_ok=True)
+    resolved = yaml.safe_dump(pipeline.config.model_dump(mode="json"), sort_keys=False)
+    (folder.root / "pipeline.yaml").write_text(resolved, encoding="utf-8")
+    return previous
+
+
+def _previous_entry(previous: Manifest | None, spec: StageSpec) -> StageManifest | None:
+    if previous is None:
+        return None
+    return next((s for s in previous.stages if s.folder == spec.folder), None)
+
+
+def _base_fingerprint(pipeline: Pipeline, train: list[Record], test: list[Record], limit: int | None) -> str:
+    """What every stage depends on: the seed, the package version and the data itself."""
+    data = hashlib.sha256()
+    for record in [*train, *test]:
+        data.update(record.id.encode())
+    return stable_hash(pipeline.config.seed, _package_version(), len(train), len(test), data.hexdigest(), limit)
+
+
+def _stage_fingerprint(
+    stage: Stage, spec: StageSpec, previous: str, ctx: RunContext, pipeline: Pipeline
+) -> str:
+    templates = {name: ctx.templates.hash(name) for name in stage.inputs(spec.config)}
+    models = {part: getattr(pipeline.config, part).model_dump(mode="json") for part in stage.uses}
+    return stable_hash(spec.name, stage_config_dump(spec.config), previous, templates, models)
+
+
+def _add_totals(manifest: Manifest) -> None:
+    totals: dict[str, int] = {}
+    for entry in manifest.stages:
+        if entry.status == "skipped":
+            continue
+        for key, value in entry.teacher.items():
+            totals[key] = totals.get(key, 0) + value
+    manifest.teacher = manifest.teacher.model_validate({k: totals.get(k, 0) for k in manifest.teacher.model_fields})
+
+
+def _mark_running(manifest: Manifest, status: str) -> None:
+    for entry in manifest.stages:
+        if entry.status == "running":
+            entry.status = status  # type: ignore[assignment]
+
+
+def _save_dataset(records_path: Path, target: Path) -> None:
+    """The kept records as a Hugging Face dataset (save_to_disk) plus one parquet file."""
+    from datasets import Dataset
+
+    rows = [_dataset_row(r) for r in read_records(records_path, kept_only=True)]
+    if target.exists():
+        shutil.rmtree(target)
+    dataset = Dataset.from_list(rows) if rows else Dataset.from_dict({k: [] for k in _dataset_row(None)})
+    tmp = target.with_name(f".{target.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    dataset.save_to_disk(str(tmp))
+    dataset.to_parquet(str(tmp / "train.parquet"))
+    tmp.rename(target)
+
+
+def _dataset_row(record: Record | None) -> dict[str, Any]:
+    if record is None:
+        return dict.fromkeys(("id", "parent_id", "question", "gold", "rationale", "answer", "agreement", "verdicts"))
+    return {
+        "id": record.id,
+        "parent_id": record.parent_id,
+        "question": str(record.input.get("question", "")),
+        "gold": record.gold,
+        "rationale": record.rationale,
+        "answer": record.answer,
+        "agreement": record.agreement,
+        "verdicts": {name: v.model_dump() for name, v in record.verdicts.items()},
+    }
+
+
+def _package_version() -> str:
+    try:
+        return version("synthdistill")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in ("synthdistill", "torch", "transformers", "trl", "peft", "datasets", "openai"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found

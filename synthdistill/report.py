@@ -1,0 +1,60 @@
+"""Terminal reporting: the per-stage progress bars and the summary table of a run (drawn on stderr)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from synthdistill.runfolder import Manifest
+
+
+def progress_bars(console: Console) -> tuple[Progress, Callable[[str, int | None], Callable[[int], None]]]:
+    """A rich Progress and the hook the pipeline calls when each stage starts."""
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+    def start(label: str, total: int | None) -> Callable[[int], None]:
+        task = progress.add_task(label, total=total)
+        return lambda n: progress.advance(task, n)
+
+    return progress, start
+
+
+def summary_table(manifest: Manifest) -> Table:
+    """One row per stage (records, calls, cache hits, tokens, seconds), then the metrics."""
+    table = Table(title=f"run {manifest.name} ({manifest.status}, {manifest.seconds:.0f} s)")
+    for column in ("stage", "status", "in", "out", "calls", "cache hits", "tokens", "seconds"):
+        table.add_column(column, justify="left" if column in ("stage", "status") else "right")
+    for stage in manifest.stages:
+        teacher = stage.teacher
+        tokens = teacher.get("prompt_tokens", 0) + teacher.get("completion_tokens", 0)
+        table.add_row(
+            stage.folder,
+            stage.status,
+            str(stage.records_in),
+            str(stage.records_out),
+            str(teacher.get("calls", 0)),
+            str(teacher.get("cache_hits", 0)),
+            str(tokens),
+            f"{stage.seconds:.1f}",
+        )
+    total = manifest.teacher
+    table.add_section()
+    table.add_row(
+        "total", "", "", "", str(total.calls), str(total.cache_hits),
+        str(total.prompt_tokens + total.completion_tokens), f"{manifest.seconds:.1f}",
+    )
+    for label, values in manifest.metrics.items():
+        if "accuracy" in values:
+            table.add_row(f"accuracy: {label}", "", "", "", "", "", "", f"{values['accuracy']:.3f}")
+    return table

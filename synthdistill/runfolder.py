@@ -1,0 +1,176 @@
+"""The run folder: outputs/<name>/ with its manifest, one folder per stage, and the kept dataset.
+
+Writes are made to survive a kill: records are appended in batches, flushed and fsync'd (a reader
+drops a torn last line); the manifest is written to a temporary file and renamed over the old one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthdistill.records import Record
+
+SCHEMA_VERSION = 1
+
+
+class StageManifest(BaseModel):
+    """One stage as run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    folder: str
+    fingerprint: str = ""
+    status: Literal["pending", "running", "done", "skipped", "failed"] = "pending"
+    records_in: int = 0
+    records_out: int = 0
+    seconds: float = 0.0
+    teacher: dict[str, int] = Field(default_factory=dict, description="Engine counters during this stage.")
+    details: dict[str, Any] = Field(default_factory=dict, description="What the stage reports of itself.")
+
+
+class TeacherTotals(BaseModel):
+    """Teacher counters summed over a run's stages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retries: int = 0
+    failures: int = 0
+
+
+class Manifest(BaseModel):
+    """What a run did: written after each stage so a reader sees progress."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    pipeline: str = Field(description="Path of the pipeline file as given.")
+    seed: int = 0
+    status: Literal["running", "done", "failed", "interrupted"] = "running"
+    stages: list[StageManifest] = Field(default_factory=list)
+    teacher: TeacherTotals = Field(default_factory=TeacherTotals)
+    metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    artifacts: dict[str, str] = Field(default_factory=dict, description="Named outputs: student model path.")
+    versions: dict[str, str] = Field(default_factory=dict, description="Package versions.")
+    seconds: float = 0.0
+
+
+class RunFolder:
+    """Paths and safe writes inside one run folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def manifest_path(self) -> Path:
+        """outputs/<name>/manifest.json."""
+        return self.root / "manifest.json"
+
+    def stage_dir(self, folder: str) -> Path:
+        """The folder of a stage (NN-<stage>), created on demand."""
+        path = self.root / folder
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def read_manifest(self) -> Manifest | None:
+        """The manifest, or None if the run has none yet."""
+        if not self.manifest_path.exists():
+            return None
+        return Manifest.model_validate_json(self.manifest_path.read_text(encoding="utf-8"))
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Replace the manifest atomically."""
+        write_atomic(self.manifest_path, manifest.model_dump_json(indent=2))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, fsync it and rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class RecordWriter:
+    """Appends records to a JSONL file in batches, each flushed and fsync'd."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        _trim_torn_tail(path)
+        self._handle = path.open("a", encoding="utf-8")
+
+    def write(self, records: Iterable[Record]) -> None:
+        """Append a batch of records and make it durable."""
+        text = "".join(record.model_dump_json() + "\n" for record in records)
+        if text:
+            self._handle.write(text)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_records(path: Path, *, kept_only: bool = False) -> Iterator[Record]:
+    """The records of a JSONL file, streaming; a torn last line (a kill mid-write) is dropped."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                return  # a torn tail: the batch was not fully written, so it never counted
+            record = Record.model_validate_json(line)
+            if record.kept or not kept_only:
+                yield record
+
+
+def _trim_torn_tail(path: Path) -> None:
+    """Cut a partial last line, so appending after a kill does not glue two records together."""
+    if not path.exists():
+        return
+    with path.open("rb+") as handle:
+        data_end = handle.seek(0, os.SEEK_END)
+        if data_end == 0:
+            return
+        handle.seek(data_end - 1)
+        if handle.read(1) == b"\n":
+            return
+        # Walk back to the last newline; what follows it is the torn record.
+        position = data_end - 1
+        chunk = 4096
+        while position > 0:
+            start = max(0, position - chunk)
+            handle.seek(start)
+            block = handle.read(position - start)
+            cut = block.rfind(b"\n")
+            if cut != -1:
+                handle.truncate(start + cut + 1)
+                return
+            position = start
+        handle.truncate(0)
+
+
+def json_dump(path: Path, data: Any) -> None:
+    """Write JSON atomically (metrics, stage reports)."""
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))

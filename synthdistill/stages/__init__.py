@@ -1,0 +1,32 @@
+"""Stages: one module each, each exporting `STAGE`, registered through entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from synthdistill.context import StageContext
+    from synthdistill.records import Record
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step: its config model and its function over records."""
+
+    name: str
+    config: type[BaseModel]
+    run: Callable[[Iterable[Record], StageContext], Iterator[Record]]
+    """Yields its output records; children of one input are yielded together, inputs in order."""
+    summary: str = ""
+    inputs: Callable[[Any], list[str]] = field(default=lambda config: [])
+    """Names of the templates (or other files) the stage reads, for its fingerprint."""
+    batch_input: bool = False
+    """Whether the stage needs all its inputs at once (training); then it is not resumed mid-way."""
+    writes_records: bool = True
+    """Whether the stage writes records; a stage that does not (train, evaluate) passes its inputs on."""
+    uses: tuple[str, ...] = ()
+    """Parts of the pipeline it depends on beyond its own config (teacher, student), for its fingerprint."""

@@ -1,0 +1,1 @@
+"""Teacher backends: one small async interface in `base`, one module per backend."""

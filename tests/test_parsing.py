@@ -1,0 +1,44 @@
+"""Answer extraction and normalisation: one reading of answers for critics, voting and evaluation."""
+
+import pytest
+
+from synthdistill.engine import ParseError
+from synthdistill.parsing import answers_match, extract_answer, normalize_answer, parse_rationale
+
+
+@pytest.mark.parametrize(
+    ("text", "rationale", "answer"),
+    [
+        ("Tom has 5 + 3 = 8 apples.\nThe answer is 8.", "Tom has 5 + 3 = 8 apples.", "8"),
+        ("So it costs $1,250.00 in all. The answer is $1,250.00.", "So it costs $1,250.00 in all.", "1250"),
+        ("12 - 5 = 7\nAnswer: 7 apples", "12 - 5 = 7", "7"),
+        ("First the answer is 3. Wait, no.\nThe final answer is 4", "First the answer is 3. Wait, no.", "4"),
+        ("Half of 3 is 1.5\n#### 1.50", "Half of 3 is 1.5", "1.5"),
+        ("The answer is Paris.", "", "paris"),
+    ],
+)
+def test_parse_rationale_splits_rationale_and_normalised_answer(text, rationale, answer):
+    assert parse_rationale(text) == {"rationale": rationale, "answer": answer}
+
+
+def test_parse_rationale_without_an_answer_line_raises():
+    with pytest.raises(ParseError, match="no final answer"):
+        parse_rationale("Tom has 5 apples and buys 3 more, so")
+
+
+def test_extract_answer_falls_back_to_the_last_number():
+    assert extract_answer("5 + 3 gives 8 apples") == "8"
+    assert extract_answer("no numbers here") is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [("1,000", "1000", True), ("$5", "5.00", True), ("7 apples", "7", True), ("-0.50", "-.5", True),
+     ("8", "9", False), ("12", "1.2", False), ("Paris", "paris.", True), (None, "3", False)],
+)
+def test_answers_match_normalises_numbers_units_and_case(a, b, same):
+    assert answers_match(a, b) is same
+
+
+def test_normalize_keeps_multi_number_text_as_text():
+    assert normalize_answer("3 cats and 2 dogs") == "3 cats and 2 dogs"
