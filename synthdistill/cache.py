@@ -31,7 +31,9 @@ _MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
-def call_key(backend: str, model: str, messages: list[dict[str, str]], params: dict[str, Any], index: int) -> str:
+def call_key(
+    backend: str, model: str, messages: list[dict[str, str]], params: dict[str, Any], index: int
+) -> str:
     """The cache key of sample `index` of a call."""
     return stable_hash(backend, model, messages, params, index, length=32)
 

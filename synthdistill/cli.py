@@ -36,7 +36,11 @@ PipelineArg = Annotated[
 ]
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a config value: key.path=value (YAML), e.g. generate.n=2.", metavar="KEY=VALUE"),
+    typer.Option(
+        "--set",
+        help="Override a config value: key.path=value (YAML), e.g. generate.n=2.",
+        metavar="KEY=VALUE",
+    ),
 ]
 
 
@@ -51,11 +55,16 @@ def run(
         str | None, typer.Option(help="Run folder name; default the pipeline's name.", rich_help_panel="Run")
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Start over a run folder that holds another pipeline's run.", rich_help_panel="Run")
+        bool,
+        typer.Option(
+            help="Start over a run folder that holds another pipeline's run.", rich_help_panel="Run"
+        ),
     ] = False,
     resume: Annotated[
-        bool, typer.Option(help="Reuse what fits of a run folder that holds another pipeline's run.",
-                           rich_help_panel="Run")
+        bool,
+        typer.Option(
+            help="Reuse what fits of a run folder that holds another pipeline's run.", rich_help_panel="Run"
+        ),
     ] = False,
 ) -> None:
     """Run a pipeline: each stage is skipped, resumed or re-run by its fingerprint."""
@@ -71,8 +80,11 @@ def run(
     _log_to(run_dir / "run.log")
     progress, hook = progress_bars(console)
     options = RunOptions(limit=limit, run_name=run_name, force=force, resume=resume, progress=hook)
-    with progress:
+    try:
         manifest = run_pipeline(loaded, options)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
     console.print(summary_table(manifest))
     typer.echo(str(run_dir))
     if manifest.teacher.failures:
@@ -161,14 +173,21 @@ def _error(message: str) -> None:
 
 def _log_to(path: Path) -> None:
     """Send the library's logs to the run's run.log; the terminal keeps progress and tables."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _LazyFileHandler(path, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("synthdistill", "transformers", "trl", "peft", "datasets"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+class _LazyFileHandler(logging.FileHandler):
+    """Creates its file (and folder) at the first message, so a run refused early leaves nothing behind."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
 
 
 if __name__ == "__main__":

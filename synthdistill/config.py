@@ -200,7 +200,9 @@ def validate_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
         ((name, options),) = entry.items()
         if name not in stage_registry:
             valid = ", ".join(stage_registry.names())
-            raise ConfigError(f"unknown stage {name!r}; valid stages: {valid}", file=file, key=f"stages[{index}]")
+            raise ConfigError(
+                f"unknown stage {name!r}; valid stages: {valid}", file=file, key=f"stages[{index}]"
+            )
         stage = stage_registry.get(name)
         try:
             stage_config = stage.config.model_validate(options)
@@ -217,7 +219,9 @@ def apply_override(raw: dict[str, Any], override: str, *, file: str = "--set") -
     """
     key, sep, value_text = override.partition("=")
     if not sep or not key:
-        raise ConfigError(f"override {override!r} is not key=value; write for example --set seed=1", file="--set")
+        raise ConfigError(
+            f"override {override!r} is not key=value; write for example --set seed=1", file="--set"
+        )
     value = yaml.safe_load(value_text) if value_text else ""
     parts = key.split(".")
     target: Any = raw
@@ -228,7 +232,9 @@ def apply_override(raw: dict[str, Any], override: str, *, file: str = "--set") -
     for depth, part in enumerate(parts[:-1]):
         if isinstance(target, list):
             if not part.isdigit() or int(part) >= len(target):
-                raise ConfigError(f"no list item {part!r} for --set {key}", file=file, key=".".join(parts[:depth]))
+                raise ConfigError(
+                    f"no list item {part!r} for --set {key}", file=file, key=".".join(parts[:depth])
+                )
             target = target[int(part)]
         else:
             if target.get(part) is None:

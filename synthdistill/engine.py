@@ -89,7 +89,10 @@ class Engine:
         self._random = random.Random(0)
 
     def map(
-        self, items: Iterable[tuple[T, Request]], parse: Parser | None = None, parse_retries: int | None = None
+        self,
+        items: Iterable[tuple[T, Request]],
+        parse: Parser | None = None,
+        parse_retries: int | None = None,
     ) -> Iterator[tuple[T, list[Sample]]]:
         """Answer each (payload, request) pair with its samples, in input order.
 
@@ -141,7 +144,9 @@ class Engine:
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, name="synthdistill-engine", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="synthdistill-engine", daemon=True
+            )
             self._thread.start()
         return self._loop
 
@@ -203,7 +208,9 @@ class Engine:
                     missing.append((i, key))
                     continue
                 self.stats.cache_hits += 1
-                pending.samples[i] = _sample(Completion(**hit["completion"]), hit["prompt_tokens"], key, parse)
+                pending.samples[i] = _sample(
+                    Completion(**hit["completion"]), hit["prompt_tokens"], key, parse
+                )
             if missing:
                 await self._call(pending, missing, parse, in_flight)
             retry = [
@@ -250,7 +257,9 @@ class Engine:
                 pending.samples[i] = _sample(completion, response.prompt_tokens, key, parse)
             short = missing[len(response.completions) :]
             for i, key in short:
-                pending.samples[i] = Sample(text="", cache_key=key, error="the backend returned fewer samples")
+                pending.samples[i] = Sample(
+                    text="", cache_key=key, error="the backend returned fewer samples"
+                )
             return
         self.stats.failures += 1
         for i, key in missing:

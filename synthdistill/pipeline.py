@@ -34,8 +34,9 @@ from synthdistill.templates import Templates
 
 log = logging.getLogger(__name__)
 
-# Records are made durable in batches of this many (or at the end of a stage).
+# Records are made durable in batches of this many, or after this many seconds, whichever comes first.
 WRITE_BATCH = 32
+WRITE_INTERVAL_S = 2.0
 
 ProgressHook = Callable[[str, int | None], Callable[[int], None]]
 """Called with (stage label, expected inputs) when a stage starts; returns a callback for outputs."""
@@ -66,7 +67,9 @@ def check_pipeline(pipeline: Pipeline) -> Templates:
             try:
                 templates.source(name)
             except TemplateError as exc:
-                raise ConfigError(str(exc), file=str(pipeline.path), key=f"stages[{spec.index - 1}].{spec.name}") from None
+                raise ConfigError(
+                    str(exc), file=str(pipeline.path), key=f"stages[{spec.index - 1}].{spec.name}"
+                ) from None
     return templates
 
 
@@ -76,12 +79,16 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
     templates = check_pipeline(pipeline)
     name = options.run_name or config.name
     folder = RunFolder(Path(config.outputs) / name)
+    train, test = load_splits(
+        config.data,
+        seed=config.seed,
+        base_dir=pipeline.base_dir,
+        limit=options.limit,
+        file=str(pipeline.path),
+    )
     previous = _claim_run_folder(folder, pipeline, options)
     started = time.monotonic()
     manifest = Manifest(name=name, pipeline=str(pipeline.path), seed=config.seed, versions=_versions())
-    train, test = load_splits(
-        config.data, seed=config.seed, base_dir=pipeline.base_dir, limit=options.limit, file=str(pipeline.path)
-    )
     ctx = RunContext(
         pipeline=pipeline,
         run=folder,
@@ -109,8 +116,16 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
             entry.status = "running"
             folder.write_manifest(manifest)
             inputs = train if inputs_path is None else read_records(inputs_path, kept_only=True)
-            _run_stage(stage, spec, entry, StageContext(ctx, spec, folder.stage_dir(spec.folder)),
-                       inputs, records_path if stage.writes_records else None, resumable, options.progress)
+            _run_stage(
+                stage,
+                spec,
+                entry,
+                StageContext(ctx, spec, folder.stage_dir(spec.folder)),
+                inputs,
+                records_path if stage.writes_records else None,
+                resumable,
+                options.progress,
+            )
             manifest.artifacts.update({k: str(v) for k, v in ctx.artifacts.items()})
             manifest.metrics.update(ctx.metrics)
             _add_totals(manifest)
@@ -190,12 +205,15 @@ def _run_stage(
 
 
 def _batches_at_source_boundaries(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    """Batches of about `size` that never split the outputs of one input record."""
+    """Batches of `size` records (or `WRITE_INTERVAL_S` seconds) that never split one input's outputs."""
     batch: list[Record] = []
+    started = time.monotonic()
     for record in records:
-        if len(batch) >= size and record.source_id != batch[-1].source_id:
+        full = len(batch) >= size or time.monotonic() - started >= WRITE_INTERVAL_S
+        if batch and full and record.source_id != batch[-1].source_id:
             yield batch
             batch = []
+            started = time.monotonic()
         batch.append(record)
     if batch:
         yield batch
@@ -252,7 +270,9 @@ def _base_fingerprint(pipeline: Pipeline, train: list[Record], test: list[Record
     data = hashlib.sha256()
     for record in [*train, *test]:
         data.update(record.id.encode())
-    return stable_hash(pipeline.config.seed, _package_version(), len(train), len(test), data.hexdigest(), limit)
+    return stable_hash(
+        pipeline.config.seed, _package_version(), len(train), len(test), data.hexdigest(), limit
+    )
 
 
 def _stage_fingerprint(
@@ -270,7 +290,9 @@ def _add_totals(manifest: Manifest) -> None:
             continue
         for key, value in entry.teacher.items():
             totals[key] = totals.get(key, 0) + value
-    manifest.teacher = manifest.teacher.model_validate({k: totals.get(k, 0) for k in manifest.teacher.model_fields})
+    manifest.teacher = manifest.teacher.model_validate(
+        {k: totals.get(k, 0) for k in manifest.teacher.model_fields}
+    )
 
 
 def _mark_running(manifest: Manifest, status: str) -> None:
@@ -297,7 +319,9 @@ def _save_dataset(records_path: Path, target: Path) -> None:
 
 def _dataset_row(record: Record | None) -> dict[str, Any]:
     if record is None:
-        return dict.fromkeys(("id", "parent_id", "question", "gold", "rationale", "answer", "agreement", "verdicts"))
+        return dict.fromkeys(
+            ("id", "parent_id", "question", "gold", "rationale", "answer", "agreement", "verdicts")
+        )
     return {
         "id": record.id,
         "parent_id": record.parent_id,

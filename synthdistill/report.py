@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from synthdistill.runfolder import Manifest
@@ -24,6 +31,8 @@ def progress_bars(console: Console) -> tuple[Progress, Callable[[str, int | None
     )
 
     def start(label: str, total: int | None) -> Callable[[int], None]:
+        # Drawn from the first stage on, so that an error before it prints one clean line.
+        progress.start()
         task = progress.add_task(label, total=total)
         return lambda n: progress.advance(task, n)
 
@@ -51,8 +60,14 @@ def summary_table(manifest: Manifest) -> Table:
     total = manifest.teacher
     table.add_section()
     table.add_row(
-        "total", "", "", "", str(total.calls), str(total.cache_hits),
-        str(total.prompt_tokens + total.completion_tokens), f"{manifest.seconds:.1f}",
+        "total",
+        "",
+        "",
+        "",
+        str(total.calls),
+        str(total.cache_hits),
+        str(total.prompt_tokens + total.completion_tokens),
+        f"{manifest.seconds:.1f}",
     )
     for label, values in manifest.metrics.items():
         if "accuracy" in values:

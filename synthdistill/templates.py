@@ -40,7 +40,7 @@ class Templates:
                 pipeline_dir,
                 pipeline_dir.parent / "prompts",
                 Path.cwd() / "prompts",
-                Path(__file__).parent / "prompts",
+                _packaged_prompts(),
             ]
         )
 
@@ -86,4 +86,16 @@ class Templates:
                 "map the field in data.fields or fix the template"
             ) from None
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template {name!r} line {exc.lineno}: {exc.message}; fix its syntax") from None
+            raise TemplateError(
+                f"template {name!r} line {exc.lineno}: {exc.message}; fix its syntax"
+            ) from None
+
+
+def _packaged_prompts() -> Path:
+    """The default templates: inside the installed wheel, or the source checkout's prompts/ (editable)."""
+    package = Path(__file__).parent
+    inside = package / "prompts"
+    if inside.is_dir():
+        return inside
+    # An editable install runs from the checkout, where the templates are the top-level prompts/.
+    return package.parent / "prompts"

@@ -5,7 +5,9 @@ from synthdistill.cache import CallCache, call_key
 
 def test_key_changes_with_every_part_but_not_with_dict_order():
     base = call_key("openai", "m", [{"role": "user", "content": "hi"}], {"temperature": 0.5, "top_p": 1}, 0)
-    assert base == call_key("openai", "m", [{"content": "hi", "role": "user"}], {"top_p": 1, "temperature": 0.5}, 0)
+    assert base == call_key(
+        "openai", "m", [{"content": "hi", "role": "user"}], {"top_p": 1, "temperature": 0.5}, 0
+    )
     others = [
         call_key("litellm", "m", [{"role": "user", "content": "hi"}], {"temperature": 0.5, "top_p": 1}, 0),
         call_key("openai", "m2", [{"role": "user", "content": "hi"}], {"temperature": 0.5, "top_p": 1}, 0),

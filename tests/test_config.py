@@ -18,7 +18,13 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_shipped_cot_pipeline_validates_with_defaults():
     pipeline = load_pipeline(REPO / "pipelines" / "cot.yaml")
-    assert [s.name for s in pipeline.stages] == ["generate", "self_consistency", "filter", "train", "evaluate"]
+    assert [s.name for s in pipeline.stages] == [
+        "generate",
+        "self_consistency",
+        "filter",
+        "train",
+        "evaluate",
+    ]
     assert [s.folder for s in pipeline.stages][:2] == ["01-generate", "02-self_consistency"]
     assert pipeline.stages[0].config.n == 4
     assert pipeline.config.teacher.backend == "transformers"
@@ -26,7 +32,9 @@ def test_shipped_cot_pipeline_validates_with_defaults():
 
 def test_set_overrides_reach_stage_options_by_name_and_position(tmp_path):
     path = write(tmp_path, "name: t\nstages:\n  - generate: {n: 4}\n  - filter: {critics: [answer_match]}\n")
-    pipeline = load_pipeline(path, ["generate.n=2", "stages.1.filter.batch_size=3", "seed=7", "teacher.model=m"])
+    pipeline = load_pipeline(
+        path, ["generate.n=2", "stages.1.filter.batch_size=3", "seed=7", "teacher.model=m"]
+    )
     assert pipeline.stages[0].config.n == 2
     assert pipeline.stages[1].config.batch_size == 3
     assert pipeline.config.seed == 7

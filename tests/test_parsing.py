@@ -33,8 +33,16 @@ def test_extract_answer_falls_back_to_the_last_number():
 
 @pytest.mark.parametrize(
     ("a", "b", "same"),
-    [("1,000", "1000", True), ("$5", "5.00", True), ("7 apples", "7", True), ("-0.50", "-.5", True),
-     ("8", "9", False), ("12", "1.2", False), ("Paris", "paris.", True), (None, "3", False)],
+    [
+        ("1,000", "1000", True),
+        ("$5", "5.00", True),
+        ("7 apples", "7", True),
+        ("-0.50", "-.5", True),
+        ("8", "9", False),
+        ("12", "1.2", False),
+        ("Paris", "paris.", True),
+        (None, "3", False),
+    ],
 )
 def test_answers_match_normalises_numbers_units_and_case(a, b, same):
     assert answers_match(a, b) is same

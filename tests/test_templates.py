@@ -13,7 +13,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_shipped_few_shot_template_renders_chat_turns():
     templates = Templates.for_pipeline(REPO / "pipelines")
     messages = templates.render_messages("cot_rationale.j2", {"question": "Ann has 2 cats. How many?"})
-    assert [m["role"] for m in messages] == ["system", "user", "assistant"] * 1 + ["user", "assistant"] * 2 + ["user"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant"] * 1 + [
+        "user",
+        "assistant",
+    ] * 2 + ["user"]
     assert messages[-1]["content"] == "Ann has 2 cats. How many?"
     assert messages[2]["content"].endswith("The answer is 12.")
 
@@ -21,7 +24,9 @@ def test_shipped_few_shot_template_renders_chat_turns():
 def test_template_beside_the_pipeline_wins_over_prompts(tmp_path):
     (tmp_path / "cot_student.j2").write_text("Local: {{ question }}")
     templates = Templates.for_pipeline(tmp_path)
-    assert templates.render_messages("cot_student.j2", {"question": "q"}) == [{"role": "user", "content": "Local: q"}]
+    assert templates.render_messages("cot_student.j2", {"question": "q"}) == [
+        {"role": "user", "content": "Local: q"}
+    ]
 
 
 def test_missing_variable_names_template_and_variable(tmp_path):

@@ -34,7 +34,9 @@ class BaseCritic:
         except ValidationError as exc:
             error = exc.errors()[0]
             key = ".".join(str(p) for p in error["loc"])
-            raise CriticError(f"critic {self.name!r} option {key!r}: {error['msg']}; fix the option") from None
+            raise CriticError(
+                f"critic {self.name!r} option {key!r}: {error['msg']}; fix the option"
+            ) from None
 
     def score(self, records: list[Record]) -> list[Verdict]:
         raise NotImplementedError

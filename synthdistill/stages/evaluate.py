@@ -1,4 +1,4 @@
-"""evaluate: accuracy of the base student, the trained student and optionally the teacher on the test split."""
+"""evaluate: accuracy of base student, trained student and (optionally) teacher on the test split."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ class EvaluateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    template: str = Field("cot_student.j2", description="Prompt template; the train stage's, so formats agree.")
+    template: str = Field(
+        "cot_student.j2", description="Prompt template; the train stage's, so formats agree."
+    )
     max_tokens: int = Field(192, ge=1, description="Most new tokens per answer (greedy decoding).")
     teacher: bool = Field(False, description="Whether to evaluate the teacher too (costs teacher calls).")
     teacher_template: str | None = Field(
@@ -56,7 +58,10 @@ def _evaluate(
     label: str, engine: Engine, template: str, test: list[Record], config: EvaluateConfig, ctx: StageContext
 ) -> dict[str, Any]:
     requests = (
-        (record, Request(messages=prompt_messages(ctx.templates, template, record), max_tokens=config.max_tokens))
+        (
+            record,
+            Request(messages=prompt_messages(ctx.templates, template, record), max_tokens=config.max_tokens),
+        )
         for record in test
     )
     rows = []
@@ -64,7 +69,9 @@ def _evaluate(
         answer = extract_answer(samples[0].text) if samples else None
         ok = answers_match(answer, record.gold)
         verdict = Verdict(score=float(ok), passed=ok, reason=f"predicted {answer!r}, gold {record.gold!r}")
-        rows.append(record.model_copy(update={"samples": samples, "answer": answer, "verdicts": {"correct": verdict}}))
+        rows.append(
+            record.model_copy(update={"samples": samples, "answer": answer, "verdicts": {"correct": verdict}})
+        )
     path = ctx.folder / f"predictions-{label}.jsonl"
     path.unlink(missing_ok=True)
     with RecordWriter(path) as writer:

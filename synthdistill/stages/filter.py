@@ -22,9 +22,12 @@ class FilterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     critics: list[str | dict[str, dict[str, Any]]] = Field(
-        description="Critics in order: a name, or {name: options}; e.g. [answer_match, {length: {max_words: 200}}]."
+        description="Critics in order, each a name or {name: options}: "
+        "[answer_match, {length: {max_words: 200}}]."
     )
-    batch_size: int = Field(256, ge=1, description="Records scored per critic call (embedding critics batch).")
+    batch_size: int = Field(
+        256, ge=1, description="Records scored per critic call (embedding critics batch)."
+    )
 
     @field_validator("critics")
     @classmethod

@@ -22,7 +22,9 @@ class GenerateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    template: str = Field("cot_rationale.j2", description="Prompt template (prompts/ or beside the pipeline).")
+    template: str = Field(
+        "cot_rationale.j2", description="Prompt template (prompts/ or beside the pipeline)."
+    )
     n: int = Field(4, ge=1, le=128, description="Samples per record; a weak teacher needs several (STaR).")
     temperature: float = Field(0.8, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
@@ -54,14 +56,17 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     def requests() -> Iterator[tuple[Record, Request]]:
         for record in records:
             messages = ctx.templates.render_messages(config.template, _variables(record))
-            yield record, Request(
-                messages=messages,
-                n=config.n,
-                temperature=config.temperature,
-                top_p=config.top_p,
-                max_tokens=config.max_tokens,
-                stop=config.stop,
-                seed=ctx.seed,
+            yield (
+                record,
+                Request(
+                    messages=messages,
+                    n=config.n,
+                    temperature=config.temperature,
+                    top_p=config.top_p,
+                    max_tokens=config.max_tokens,
+                    stop=config.stop,
+                    seed=ctx.seed,
+                ),
             )
 
     parsed = failed = 0
@@ -76,7 +81,9 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
             yield record.model_copy(update=update)
         else:
             reasons = sorted({s.error or "" for s in samples})
-            yield record.model_copy(update=update).drop("generate", "no parsable sample: " + "; ".join(reasons))
+            yield record.model_copy(update=update).drop(
+                "generate", "no parsable sample: " + "; ".join(reasons)
+            )
     ctx.details.update({"samples_parsed": parsed, "samples_failed": failed})
 
 

@@ -60,7 +60,9 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
         target = record.gold if config.target == "gold" and record.gold is not None else majority
         chosen = _choose(parsed, target, config.keep)
         if not chosen:
-            yield record.drop("self_consistency", f"no sample agrees with the {config.target} answer {target}")
+            yield record.drop(
+                "self_consistency", f"no sample agrees with the {config.target} answer {target}"
+            )
             continue
         for sample in chosen[: config.max_per_record]:
             answer = normalize_answer(sample.fields["answer"])

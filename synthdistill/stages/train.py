@@ -33,7 +33,9 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    template: str = Field("cot_student.j2", description="The student's prompt template (evaluate uses it too).")
+    template: str = Field(
+        "cot_student.j2", description="The student's prompt template (evaluate uses it too)."
+    )
     # LoRA by default: on a 2-core CPU it steps faster and peaks lower than full SFT (LAB.md).
     lora: LoraOptions | None = Field(
         default_factory=LoraOptions, description="LoRA settings; null for full fine-tuning."
