@@ -28,7 +28,14 @@ from synthdistill.devices import resolve_device
 from synthdistill.errors import ConfigError, RunError, TemplateError
 from synthdistill.records import Record, stable_hash
 from synthdistill.registry import registry
-from synthdistill.runfolder import Manifest, RecordWriter, RunFolder, StageManifest, read_records
+from synthdistill.runfolder import (
+    Manifest,
+    RecordWriter,
+    RunFolder,
+    StageManifest,
+    TeacherTotals,
+    read_records,
+)
 from synthdistill.stages import Stage
 from synthdistill.templates import Templates
 
@@ -290,9 +297,7 @@ def _add_totals(manifest: Manifest) -> None:
             continue
         for key, value in entry.teacher.items():
             totals[key] = totals.get(key, 0) + value
-    manifest.teacher = manifest.teacher.model_validate(
-        {k: totals.get(k, 0) for k in manifest.teacher.model_fields}
-    )
+    manifest.teacher = TeacherTotals(**{k: totals.get(k, 0) for k in TeacherTotals.model_fields})
 
 
 def _mark_running(manifest: Manifest, status: str) -> None:

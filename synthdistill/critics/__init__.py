@@ -20,13 +20,18 @@ class Critic(Protocol):
         ...
 
 
+class NoOptions(BaseModel):
+    """The options of a critic that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class BaseCritic:
     """A convenient base: options as a pydantic model in `Options`, validated at construction."""
 
     name: ClassVar[str] = ""
-
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    options: Any
 
     def __init__(self, **options: Any) -> None:
         try:
@@ -47,7 +52,7 @@ def build_critic(entry: str | dict[str, Any]) -> Critic:
     from synthdistill.registry import registry
 
     if isinstance(entry, str):
-        name, options = entry, {}
+        name, options = entry, dict[str, Any]()
     else:
         ((name, options),) = entry.items()
     critic_class = registry("critic").get(name)

@@ -121,7 +121,7 @@ def _fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageCo
         peft_config=peft_config,
     )
     result = trainer.train()
-    trained = trainer.model
+    trained: Any = trainer.model
     if config.lora is not None:
         trained = trained.merge_and_unload()
     target = ctx.folder / "model"

@@ -1,0 +1,160 @@
+"""Running pipelines against a real OpenAI-compatible server: run folder, skip, re-run and resume.
+
+The teacher is the scripted server on 127.0.0.1 answering through the openai backend, so these tests
+exercise the real HTTP path; its responder knows the gold answers and gets sample 0 right.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synthdistill.config import load_pipeline
+from synthdistill.data import load_splits
+from synthdistill.errors import TeacherError
+from synthdistill.pipeline import RunOptions, run_pipeline
+from synthdistill.runfolder import read_records
+from synthdistill.testing.scripted_server import ScriptedServer
+
+PIPELINE = """
+name: t
+seed: 0
+teacher: {{backend: openai, model: scripted, api_base: "{url}", max_concurrency: 4, max_retries: 0}}
+data: {{source: builtin:arith, split: {{train: 12, test: 4}}}}
+stages:
+  - generate: {{template: cot_rationale.j2, n: 3, temperature: 0.7}}
+  - self_consistency: {{keep: all}}
+  - filter: {{critics: [answer_match]}}
+"""
+
+
+class ArithResponder:
+    """Right on sample 0, off by one on the others; counts what it answered."""
+
+    def __init__(self, pipeline_path: Path) -> None:
+        pipeline = load_pipeline(pipeline_path)
+        train, _ = load_splits(pipeline.config.data, seed=0, base_dir=pipeline.base_dir)
+        self.gold = {r.input["question"]: int(r.input["answer"]) for r in train}
+        self.calls = 0
+
+    def __call__(self, messages, params, index):
+        self.calls += 1
+        answer = self.gold[messages[-1]["content"]] + (0 if index == 0 else index)
+        return f"Adding it up gives {answer}.\nThe answer is {answer}."
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder holding the pipeline, its prompts (copied), and outputs/."""
+    monkeypatch.chdir(tmp_path)
+    server = ScriptedServer()
+    server.start()
+    path = tmp_path / "pipelines" / "t.yaml"
+    path.parent.mkdir()
+    path.write_text(PIPELINE.format(url=server.url))
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    repo_prompts = Path(__file__).resolve().parents[1] / "prompts"
+    (prompts / "cot_rationale.j2").write_text((repo_prompts / "cot_rationale.j2").read_text())
+    server.responder = ArithResponder(path)
+    yield path, server
+    server.stop()
+
+
+def run(path: Path, *overrides: str, **options):
+    return run_pipeline(load_pipeline(path, list(overrides)), RunOptions(**options))
+
+
+def test_run_writes_manifest_stage_files_and_dataset(project):
+    path, server = project
+    manifest = run(path)
+    assert manifest.status == "done"
+    assert [(s.name, s.status, s.records_in, s.records_out) for s in manifest.stages] == [
+        ("generate", "done", 12, 12),
+        ("self_consistency", "done", 12, 36),
+        ("filter", "done", 36, 12),
+    ]
+    assert manifest.teacher.calls == server.stats.by_path["/v1/chat/completions"] == 12
+    assert manifest.teacher.completion_tokens > 0
+    on_disk = json.loads(Path("outputs/t/manifest.json").read_text())
+    assert on_disk["teacher"]["calls"] == 12 and on_disk["stages"][2]["records_out"] == 12
+    kept = list(read_records(Path("outputs/t/03-filter/records.jsonl"), kept_only=True))
+    dropped = [r for r in read_records(Path("outputs/t/03-filter/records.jsonl")) if not r.kept]
+    assert len(kept) == 12 and len(dropped) == 24
+    assert all(r.dropped_by == "answer_match" and not r.verdicts["answer_match"].passed for r in dropped)
+    from datasets import load_from_disk
+
+    dataset = load_from_disk("outputs/t/dataset")
+    assert len(dataset) == 12 and set(dataset["answer"]) == {r.answer for r in kept}
+
+
+def test_second_run_makes_no_calls_and_skips_every_stage(project):
+    path, server = project
+    run(path)
+    before = server.stats.requests
+    manifest = run(path)
+    assert server.stats.requests == before
+    assert manifest.teacher.calls == 0
+    assert [s.status for s in manifest.stages] == ["skipped"] * 3
+    assert manifest.stages[2].records_out == 12
+
+
+def test_changing_a_stage_config_reruns_it_and_later_stages_only(project):
+    path, _server = project
+    first = run(path)
+    manifest = run(path, "self_consistency.keep=agreeing")
+    assert [s.status for s in manifest.stages] == ["skipped", "done", "done"]
+    assert manifest.teacher.calls == 0
+    assert manifest.stages[2].fingerprint != first.stages[2].fingerprint
+
+
+def test_editing_the_template_reruns_generate_with_new_calls(project):
+    path, _server = project
+    run(path)
+    template = path.parent.parent / "prompts" / "cot_rationale.j2"
+    template.write_text(template.read_text().replace("short sentences", "brief sentences"))
+    manifest = run(path)
+    assert [s.status for s in manifest.stages] == ["done", "done", "done"]
+    assert manifest.teacher.calls == 12 and manifest.teacher.cache_hits == 0
+
+
+def test_cache_answers_a_fresh_run_folder(project):
+    path, _server = project
+    run(path)
+    manifest = run(path, run_name="t2")
+    assert manifest.teacher.calls == 0 and manifest.teacher.cache_hits == 36
+    assert [s.status for s in manifest.stages] == ["done"] * 3
+
+
+def test_failed_generate_resumes_without_repeating_finished_records(project):
+    path, server = project
+    responder = server.responder
+
+    def failing_after_six(messages, params, index):
+        if responder.calls >= 6 * 3:
+            server.required_key = "locked"  # later requests get 401: a hard error that stops the run
+        return responder(messages, params, index)
+
+    server.responder = failing_after_six
+    with pytest.raises(TeacherError):
+        run(path)
+    manifest = json.loads(Path("outputs/t/manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["stages"][0]["status"] == "failed"
+    server.required_key = None
+    server.responder = responder
+    server.reset_stats()
+    resumed = run(path)
+    assert resumed.status == "done"
+    records = list(read_records(Path("outputs/t/01-generate/records.jsonl")))
+    assert len(records) == 12 and len({r.id for r in records}) == 12
+    # What was paid for before the failure came from the cache.
+    assert resumed.teacher.cache_hits >= 6 * 3
+    assert server.stats.by_path["/v1/chat/completions"] <= 12 - 6
+
+
+def test_limit_runs_the_first_items(project):
+    path, _ = project
+    manifest = run(path, limit=5)
+    assert manifest.stages[0].records_in == 5
