@@ -72,7 +72,7 @@ def run(
 
     from synthdistill.config import load_pipeline
     from synthdistill.pipeline import RunOptions, run_pipeline
-    from synthdistill.report import progress_bars, summary_table
+    from synthdistill.report import metrics_table, progress_bars, summary_table
 
     loaded = load_pipeline(pipeline, overrides)
     console = Console(stderr=True)
@@ -86,6 +86,8 @@ def run(
         if progress.live.is_started:
             progress.stop()
     console.print(summary_table(manifest))
+    if manifest.metrics:
+        console.print(metrics_table(manifest))
     typer.echo(str(run_dir))
     if manifest.teacher.failures:
         console.print(f"[yellow]{manifest.teacher.failures} requests failed after all retries[/yellow]")

@@ -40,7 +40,7 @@ def progress_bars(console: Console) -> tuple[Progress, Callable[[str, int | None
 
 
 def summary_table(manifest: Manifest) -> Table:
-    """One row per stage (records, calls, cache hits, tokens, seconds), then the metrics."""
+    """One row per stage: records in and out, model calls, cache hits, tokens, seconds."""
     table = Table(title=f"run {manifest.name} ({manifest.status}, {manifest.seconds:.0f} s)")
     for column in ("stage", "status", "in", "out", "calls", "cache hits", "tokens", "seconds"):
         table.add_column(column, justify="left" if column in ("stage", "status") else "right")
@@ -69,7 +69,17 @@ def summary_table(manifest: Manifest) -> Table:
         str(total.prompt_tokens + total.completion_tokens),
         f"{manifest.seconds:.1f}",
     )
+    return table
+
+
+def metrics_table(manifest: Manifest) -> Table:
+    """Accuracy of each evaluated model (base, student, teacher)."""
+    table = Table(title="evaluation on the test split")
+    for column in ("model", "accuracy", "correct", "items"):
+        table.add_column(column, justify="left" if column == "model" else "right")
     for label, values in manifest.metrics.items():
         if "accuracy" in values:
-            table.add_row(f"accuracy: {label}", "", "", "", "", "", "", f"{values['accuracy']:.3f}")
+            table.add_row(
+                label, f"{values['accuracy']:.3f}", str(values.get("correct", "")), str(values.get("n", ""))
+            )
     return table

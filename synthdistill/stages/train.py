@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -74,6 +75,7 @@ def _fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageCo
     import torch
     from datasets import Dataset
     from peft import LoraConfig
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTConfig, SFTTrainer
 
     from synthdistill.devices import default_dtype
@@ -97,7 +99,9 @@ def _fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageCo
         use_cpu=ctx.device == "cpu",
         bf16=use_bf16,
         # Checkpointing trades compute for memory a 135M model does not need, and slows a CPU.
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
+        # Progress and losses go to run.log through our callback; stdout is for results only.
+        disable_tqdm=True,
         logging_steps=max(1, min(10, steps_per_epoch)),
         save_strategy="no",
         report_to="none",
@@ -120,6 +124,9 @@ def _fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageCo
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_LogCallback(ctx.log))
     result = trainer.train()
     trained: Any = trainer.model
     if config.lora is not None:
@@ -138,6 +145,22 @@ def _fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageCo
         }
     )
     return target
+
+
+class _LogCallback:
+    """Sends the trainer's log lines (loss, learning rate) to the stage's logger, hence to run.log."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+
+    def __getattr__(self, name: str) -> Any:
+        # TrainerCallback's other events are no-ops; answering them here avoids importing transformers early.
+        return lambda *args, **kwargs: None
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        self._log.info("step %d: %s", state.global_step, logs)
 
 
 STAGE = Stage(
