@@ -27,7 +27,8 @@ def progress_bars(console: Console) -> tuple[Progress, Callable[[str, int | None
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
+        transient=True,  # the summary table replaces the bars; an error leaves one clean line
+        disable=not console.is_terminal,  # no bars in pipes and CI logs
     )
 
     def start(label: str, total: int | None) -> Callable[[int], None]:

@@ -82,6 +82,18 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(capfd, tmp_path, monkeypatch
     assert "Traceback" not in err and out == ""
 
 
+def test_template_variable_missing_from_the_data_is_one_line(capfd, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ask.j2").write_text("{{ question }} Context: {{ context }}")
+    (tmp_path / "p.yaml").write_text(
+        "name: t\nteacher: {backend: openai, model: m, api_base: 'http://127.0.0.1:9/v1'}\n"
+        "data: {split: {train: 2, test: 1}}\nstages: [{generate: {template: ask.j2}}]\n"
+    )
+    code, out, err = call(capfd, "run", "p.yaml")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "'ask.j2'" in err and "'context' is undefined" in err
+
+
 def test_bad_input_leaves_an_existing_run_untouched(capfd, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "outputs" / "t"

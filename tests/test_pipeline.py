@@ -158,3 +158,17 @@ def test_limit_runs_the_first_items(project):
     path, _ = project
     manifest = run(path, limit=5)
     assert manifest.stages[0].records_in == 5
+
+
+def test_api_key_reaches_the_server_but_no_file_of_the_run_or_cache(project, monkeypatch, synthdistill_home):
+    path, server = project
+    secret = "sk-test-RECOGNISABLE-4f2a9c"
+    monkeypatch.setenv("TEACHER_KEY", secret)
+    server.required_key = secret
+    path.write_text(path.read_text().replace("max_retries: 0}", "max_retries: 0, api_key_env: TEACHER_KEY}"))
+    manifest = run(path)
+    assert manifest.status == "done" and server.stats.faults["401"] == 0
+    files = [p for root in (Path("outputs"), synthdistill_home) for p in root.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".sqlite" for p in files) and any(p.name == "manifest.json" for p in files)
+    for file in files:
+        assert secret.encode() not in file.read_bytes(), f"the key leaked into {file}"
