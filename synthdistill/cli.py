@@ -74,6 +74,9 @@ def run(
     from synthdistill.pipeline import RunOptions, run_pipeline
     from synthdistill.report import metrics_table, progress_bars, summary_table
 
+    # The libraries' own bars (conversion, tokenizing, saving) would interleave with ours.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     loaded = load_pipeline(pipeline, overrides)
     console = Console(stderr=True)
     run_dir = Path(loaded.config.outputs) / (run_name or loaded.config.name)
@@ -177,7 +180,8 @@ def _log_to(path: Path) -> None:
     """Send the library's logs to the run's run.log; the terminal keeps progress and tables."""
     handler = _LazyFileHandler(path, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("synthdistill", "transformers", "trl", "peft", "datasets"):
+    logging.captureWarnings(True)  # library deprecation warnings belong in the log, not the terminal
+    for name in ("synthdistill", "transformers", "trl", "peft", "datasets", "py.warnings"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -60,6 +60,13 @@ class RunContext:
                 setattr(total, name, getattr(total, name) + value)
         return total
 
+    def release_local_models(self) -> None:
+        """Close the engines of local models, freeing their memory; they reload (in ~1 s) when asked for."""
+        for key, engine in list(self._engines.items()):
+            if getattr(engine.backend, "local", False):
+                engine.close()
+                del self._engines[key]
+
     def close(self) -> None:
         """Close every engine and the cache."""
         for engine in self._engines.values():

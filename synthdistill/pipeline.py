@@ -133,6 +133,8 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
                 resumable,
                 options.progress,
             )
+            # A local teacher holds GBs that training and evaluation need more.
+            ctx.release_local_models()
             manifest.artifacts.update({k: str(v) for k, v in ctx.artifacts.items()})
             manifest.metrics.update(ctx.metrics)
             _add_totals(manifest)

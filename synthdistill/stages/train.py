@@ -126,7 +126,7 @@ def _fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageCo
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(_LogCallback(ctx.log))
+    trainer.add_callback(_log_callback(ctx.log))
     result = trainer.train()
     trained: Any = trainer.model
     if config.lora is not None:
@@ -147,20 +147,15 @@ def _fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageCo
     return target
 
 
-class _LogCallback:
-    """Sends the trainer's log lines (loss, learning rate) to the stage's logger, hence to run.log."""
+def _log_callback(log: logging.Logger) -> Any:
+    """A TrainerCallback sending the trainer's log lines (loss, learning rate) to `log`, hence to run.log."""
+    from transformers import TrainerCallback
 
-    def __init__(self, log: logging.Logger) -> None:
-        self._log = log
+    class LogCallback(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            log.info("step %d: %s", state.global_step, logs)
 
-    def __getattr__(self, name: str) -> Any:
-        # TrainerCallback's other events are no-ops; answering them here avoids importing transformers early.
-        return lambda *args, **kwargs: None
-
-    def on_log(
-        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
-    ) -> None:
-        self._log.info("step %d: %s", state.global_step, logs)
+    return LogCallback()
 
 
 STAGE = Stage(

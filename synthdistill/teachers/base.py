@@ -50,6 +50,8 @@ class Backend(Protocol):
 
     name: str
     """Registry name of the backend, for provenance and the cache key."""
+    # A backend may also set `local = True`: its requests wait in its own queue, so the engine sets no
+    # per-request timeout on them.
 
     def identity(self) -> str:
         """What identifies the model for the cache: its name, or the hash of a local checkpoint."""
