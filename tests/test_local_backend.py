@@ -121,6 +121,17 @@ def test_sampling_draws_n_samples_in_one_call() -> None:
     assert all(completion.completion_tokens == 8 for completion in response.completions)
 
 
+def test_the_same_seed_draws_the_same_samples_and_another_seed_others() -> None:
+    def draw(seed: int) -> list[str]:
+        request = Request(messages=STORY, n=4, temperature=1.0, top_p=0.95, max_tokens=12, seed=seed)
+        (response,) = _run(TransformersBackend(TeacherConfig()), request)
+        return [completion.text for completion in response.completions]
+
+    first = draw(seed=7)
+    assert draw(seed=7) == first
+    assert draw(seed=8) != first
+
+
 def test_identity_names_the_model_and_its_checkpoint_hash() -> None:
     backend = TransformersBackend(TeacherConfig())
 

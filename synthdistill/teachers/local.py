@@ -25,6 +25,7 @@ from typing import Any
 from synthdistill.config import TeacherConfig
 from synthdistill.errors import TeacherError
 from synthdistill.models import checkpoint_hash, load_causal_lm, resolve_model
+from synthdistill.records import stable_hash
 from synthdistill.teachers.base import Completion, Request, Response
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ class TransformersBackend:
     `model_kwargs` go to `from_pretrained` (for example `{"attn_implementation": "sdpa"}`), and
     `share_prefix: false` turns off computing a batch's common prompt prefix once (for a model whose
     cache cannot be continued: one that generate gives no `DynamicCache`). The request's
-    `seed` and `json_schema` are not honoured: the engine caches calls and validates output itself.
+    `seed` seeds each sampled batch (with its prompts); `json_schema` is not honoured: the engine
+    validates output itself.
     """
 
     name = "transformers"
@@ -78,7 +80,7 @@ class TransformersBackend:
     async def complete(self, request: Request) -> Response:
         """Queue the request's `n` samples for the batcher and wait for them."""
         loop = asyncio.get_running_loop()
-        group = (request.temperature, request.top_p, request.max_tokens, tuple(request.stop))
+        group = (request.temperature, request.top_p, request.max_tokens, tuple(request.stop), request.seed)
         size = sum(len(message.get("content", "")) for message in request.messages)
         rows = [
             _Row(request.messages, group, size, next(self._arrivals), loop.create_future())
@@ -181,7 +183,7 @@ class TransformersBackend:
         import torch
 
         model, tokenizer = self._load()
-        temperature, top_p, max_tokens, stop = rows[0].group
+        temperature, top_p, max_tokens, stop, seed = rows[0].group
         prompts = [
             tokenizer.apply_chat_template(row.messages, tokenize=False, add_generation_prompt=True)
             for row in rows
@@ -199,6 +201,10 @@ class TransformersBackend:
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=tokenizer)
         kwargs.update(self._generate_kwargs)
+        if seed is not None and temperature > 0:
+            # The same seed and the same batch of prompts draw the same samples, so a run with a fresh
+            # cache repeats itself as long as its batches form alike.
+            torch.manual_seed(int(stable_hash(seed, [row.messages for row in rows]), 16))
         with torch.inference_mode():
             inputs = self._batch_inputs(model, tokenizer.pad_token_id, ids)
             output = model.generate(**inputs, **kwargs)
@@ -280,7 +286,7 @@ class _Row:
     """One sample to generate: the request's messages, its sampling parameters and the future to answer."""
 
     messages: list[dict[str, str]]
-    group: tuple[float, float, int, tuple[str, ...]]
+    group: tuple[float, float, int, tuple[str, ...], int | None]
     size: int
     arrival: int
     future: asyncio.Future[tuple[Completion, int]] = field(repr=False)
