@@ -251,13 +251,14 @@ def _skip(entry: StageManifest, old: StageManifest, ctx: RunContext, manifest: M
 
 def _claim_run_folder(folder: RunFolder, pipeline: Pipeline, options: RunOptions) -> Manifest | None:
     """The previous manifest of this run, after checking the folder belongs to this pipeline."""
-    previous = folder.read_manifest() if folder.manifest_path.exists() else None
-    if previous is not None and Path(previous.pipeline).resolve() != pipeline.path and not options.resume:
-        if not options.force:
-            raise RunError(
-                f"run folder {folder.root} holds a run of {previous.pipeline}, not {pipeline.path}; "
-                "pass --resume to reuse what fits, --force to start it over, or --run-name for a new run"
-            )
+    previous = folder.read_manifest()
+    reuse = options.resume or options.force
+    if previous is not None and not reuse and Path(previous.pipeline).resolve() != pipeline.path:
+        raise RunError(
+            f"run folder {folder.root} holds a run of {previous.pipeline}, not {pipeline.path}; "
+            "pass --resume to reuse what fits, --force to start it over, or --run-name for a new run"
+        )
+    if options.force and folder.root.exists():
         for child in folder.root.iterdir():
             if child.is_dir() and child.name[:2].isdigit():
                 shutil.rmtree(child)

@@ -13,7 +13,7 @@ import pytest
 
 from synthdistill.config import load_pipeline
 from synthdistill.data import load_splits
-from synthdistill.errors import TeacherError
+from synthdistill.errors import RunError, TeacherError
 from synthdistill.pipeline import RunOptions, run_pipeline
 from synthdistill.runfolder import read_records
 from synthdistill.testing.scripted_server import ScriptedServer
@@ -172,3 +172,16 @@ def test_api_key_reaches_the_server_but_no_file_of_the_run_or_cache(project, mon
     assert any(p.suffix == ".sqlite" for p in files) and any(p.name == "manifest.json" for p in files)
     for file in files:
         assert secret.encode() not in file.read_bytes(), f"the key leaked into {file}"
+
+
+def test_another_pipeline_with_the_same_run_name_is_refused_unless_forced(project):
+    path, _server = project
+    run(path)
+    other = path.with_name("other.yaml")
+    other.write_text(path.read_text())
+    with pytest.raises(RunError, match="--resume to reuse what fits, --force to start it over"):
+        run(other)
+    resumed = run(other, resume=True)
+    assert [s.status for s in resumed.stages] == ["skipped"] * 3
+    forced = run(other, force=True)
+    assert [s.status for s in forced.stages] == ["done"] * 3 and forced.teacher.calls == 0
