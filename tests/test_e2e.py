@@ -74,18 +74,9 @@ def test_tiny_pipeline_keeps_records_trains_the_student_and_evaluates_it(tmp_pat
 @pytest.mark.slow
 def test_default_pipeline_self_distils_the_local_model_at_tiny_size(tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
-    code = main(
-        [
-            "run",
-            str(REPO / "pipelines" / "cot.yaml"),
-            "--limit",
-            "12",
-            "--set",
-            "train.max_steps=2",
-            "--set",
-            "evaluate.max_tokens=64",
-        ]
-    )
+    args = ["run", str(REPO / "pipelines" / "cot.yaml"), "--limit", "12"]
+    args += ["--set", "train.max_steps=2", "--set", "evaluate.max_tokens=64"]
+    code = main(args)
     _, err = capfd.readouterr()
     assert code == 0, err
     manifest = json.loads(Path("outputs/cot-arith/manifest.json").read_text())
@@ -94,21 +85,7 @@ def test_default_pipeline_self_distils_the_local_model_at_tiny_size(tmp_path, mo
     assert stages["filter"]["records_out"] >= 1, "no sample of the local teacher survived answer_match"
     assert manifest["metrics"]["student"]["n"] == 12
     # A second run is answered wholly from the cache and the finished stages.
-    assert (
-        main(
-            [
-                "run",
-                str(REPO / "pipelines" / "cot.yaml"),
-                "--limit",
-                "12",
-                "--set",
-                "train.max_steps=2",
-                "--set",
-                "evaluate.max_tokens=64",
-            ]
-        )
-        == 0
-    )
+    assert main(args) == 0
     again = json.loads(Path("outputs/cot-arith/manifest.json").read_text())
     assert again["teacher"]["calls"] == 0
     assert {s["status"] for s in again["stages"]} == {"skipped"}
