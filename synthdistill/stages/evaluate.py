@@ -31,7 +31,7 @@ class EvaluateConfig(BaseModel):
     teacher_template: str | None = Field(
         None, description="Template for the teacher's evaluation; None uses `template`."
     )
-    batch_size: int = Field(16, ge=1, description="Sequences per local generate() call.")
+    batch_size: int = Field(32, ge=1, description="Sequences per local generate() call.")
 
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
