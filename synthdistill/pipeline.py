@@ -105,6 +105,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
     )
     fingerprint = _base_fingerprint(pipeline, train, test, options.limit)
     records_path: Path | None = None
+    upstream_ran = False
     try:
         for spec in pipeline.stages:
             stage: Stage = registry("stage").get(spec.name)
@@ -115,11 +116,21 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
             inputs_path = records_path
             if stage.writes_records:
                 records_path = folder.stage_dir(spec.folder) / "records.jsonl"
-            if old is not None and old.fingerprint == fingerprint and old.status in ("done", "skipped"):
+            # A stage file deleted by hand makes the stage run again rather than hand on nothing, and a
+            # stage that ran makes every later stage run, since its output may differ from last time.
+            on_disk = records_path is None or records_path.exists()
+            if (
+                old is not None
+                and old.status in ("done", "skipped")
+                and old.fingerprint == fingerprint
+                and on_disk
+                and not upstream_ran
+            ):
                 _skip(entry, old, ctx, manifest)
                 folder.write_manifest(manifest)
                 continue
             resumable = old is not None and old.fingerprint == fingerprint and not stage.batch_input
+            upstream_ran = True
             entry.status = "running"
             folder.write_manifest(manifest)
             inputs = train if inputs_path is None else read_records(inputs_path, kept_only=True)

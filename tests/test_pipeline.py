@@ -185,3 +185,12 @@ def test_another_pipeline_with_the_same_run_name_is_refused_unless_forced(projec
     assert [s.status for s in resumed.stages] == ["skipped"] * 3
     forced = run(other, force=True)
     assert [s.status for s in forced.stages] == ["done"] * 3 and forced.teacher.calls == 0
+
+
+def test_a_stage_file_deleted_by_hand_is_made_again(project):
+    path, _server = project
+    run(path)
+    Path("outputs/t/02-self_consistency/records.jsonl").unlink()
+    manifest = run(path)
+    assert [s.status for s in manifest.stages] == ["skipped", "done", "done"]
+    assert manifest.stages[2].records_out == 12
