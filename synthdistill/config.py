@@ -225,11 +225,14 @@ def apply_override(raw: dict[str, Any], override: str, *, file: str = "--set") -
         )
     value = yaml.safe_load(value_text) if value_text else ""
     parts = key.split(".")
+    stages = raw.get("stages")
+    if isinstance(stages, list):
+        # A stage written as a bare name (`- generate`) takes options once it is overridden.
+        raw["stages"] = stages = [{s: {}} if isinstance(s, str) else s for s in stages]
+        names = [next(iter(s)) if isinstance(s, dict) and len(s) == 1 else None for s in stages]
+        if parts[0] in names and parts[0] not in raw:
+            parts = ["stages", str(names.index(parts[0])), *parts]
     target: Any = raw
-    stage_names = [next(iter(s)) for s in raw.get("stages", []) if isinstance(s, dict) and len(s) == 1]
-    if parts[0] in stage_names and parts[0] not in raw:
-        position = stage_names.index(parts[0])
-        parts = ["stages", str(position), *parts]
     for depth, part in enumerate(parts[:-1]):
         if isinstance(target, list):
             if not part.isdigit() or int(part) >= len(target):
@@ -237,12 +240,12 @@ def apply_override(raw: dict[str, Any], override: str, *, file: str = "--set") -
                     f"no list item {part!r} for --set {key}", file=file, key=".".join(parts[:depth])
                 )
             target = target[int(part)]
-        else:
+        elif isinstance(target, dict):
             if target.get(part) is None:
                 target[part] = {}
             target = target[part]
-        if isinstance(target, dict) and len(target) == 1 and depth == 1 and parts[0] == "stages":
-            continue
+        else:
+            break
     last = parts[-1]
     if isinstance(target, list):
         if not last.isdigit() or int(last) >= len(target):

@@ -73,3 +73,14 @@ def test_inline_key_never_echoed_back(tmp_path):
 def test_override_without_equals_is_a_config_error():
     with pytest.raises(ConfigError, match="key=value"):
         apply_override({"stages": []}, "seed")
+
+
+def test_set_reaches_a_stage_written_as_a_bare_name(tmp_path):
+    path = write(tmp_path, "name: t\nstages: [generate]\n")
+    assert load_pipeline(path, ["generate.n=3"]).stages[0].config.n == 3
+
+
+def test_set_through_a_scalar_is_a_config_error(tmp_path):
+    path = write(tmp_path, "name: t\nseed: 0\nstages: [generate]\n")
+    with pytest.raises(ConfigError, match="is not a mapping"):
+        load_pipeline(path, ["seed.x=1"])
