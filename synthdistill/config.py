@@ -38,8 +38,9 @@ class TeacherConfig(BaseModel):
     max_retries: int = Field(
         6, ge=0, le=50, description="Retries on rate limits, server errors, timeouts and unparsable output."
     )
-    # With the batch's shared prompt prefix computed once, 32 sequences gave 8.3x the tokens/s of batch 1
-    # on a 2-core CPU, 16 gave 5.6x (bench/local_generation.py); GPUs take more.
+    # With the batch's shared prompt prefix computed once, 32 sequences gave 7.6-8.3x the tokens/s of
+    # batch 1 on a 2-core CPU and 16 gave 5.6x (bench/local_generation.py). 64 gave 8.8x there but made
+    # the default pipeline's sampling 30% slower: a batch waits for its longest rationale.
     batch_size: int = Field(32, ge=1, description="Sequences per local generate() call (transformers only).")
     options: dict[str, Any] = Field(
         default_factory=dict, description="Passed through to the backend's client or model loader."

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from synthdistill.cache import CallCache
 from synthdistill.config import Pipeline, StageSpec, TeacherConfig
 from synthdistill.engine import Engine, EngineStats
@@ -115,8 +113,3 @@ def build_engine(teacher: TeacherConfig, cache: CallCache, device: str) -> Engin
         # A local model queues requests behind its own batches: a wall-clock timeout would only misfire.
         timeout_s=None if local else teacher.timeout_s,
     )
-
-
-def stage_config_dump(config: BaseModel) -> dict[str, Any]:
-    """A stage config as plain data, for fingerprints and the manifest."""
-    return config.model_dump(mode="json")

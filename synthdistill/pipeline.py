@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from synthdistill.config import Pipeline, StageSpec, load_pipeline
-from synthdistill.context import RunContext, StageContext, stage_config_dump
+from synthdistill.context import RunContext, StageContext
 from synthdistill.data import load_splits
 from synthdistill.devices import resolve_device
 from synthdistill.errors import ConfigError, RunError, TemplateError
@@ -301,7 +301,7 @@ def _stage_fingerprint(
 ) -> str:
     templates = {name: ctx.templates.hash(name) for name in stage.inputs(spec.config)}
     models = {part: getattr(pipeline.config, part).model_dump(mode="json") for part in stage.uses}
-    return stable_hash(spec.name, stage_config_dump(spec.config), previous, templates, models)
+    return stable_hash(spec.name, spec.config.model_dump(mode="json"), previous, templates, models)
 
 
 def _add_totals(manifest: Manifest) -> None:

@@ -7,7 +7,6 @@ asked for, which keeps `synthdistill --help` free of heavy imports.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -74,5 +73,3 @@ def registry(kind: str) -> Registry:
 
 
 _REGISTRIES: dict[str, Registry] = {}
-
-Loader = Callable[..., Any]

@@ -6,7 +6,6 @@ drops a torn last line); the manifest is written to a temporary file and renamed
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -169,8 +168,3 @@ def _trim_torn_tail(path: Path) -> None:
                 return
             position = start
         handle.truncate(0)
-
-
-def json_dump(path: Path, data: Any) -> None:
-    """Write JSON atomically (metrics, stage reports)."""
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
