@@ -126,7 +126,8 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
                 and on_disk
                 and not upstream_ran
             ):
-                _skip(entry, old, ctx, manifest)
+                _skip(entry, old, ctx)
+                _record_outputs(manifest, ctx)
                 folder.write_manifest(manifest)
                 continue
             resumable = old is not None and old.fingerprint == fingerprint and not stage.batch_input
@@ -146,9 +147,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
             )
             # A local teacher holds GBs that training and evaluation need more.
             ctx.release_local_models()
-            manifest.artifacts.update({k: str(v) for k, v in ctx.artifacts.items()})
-            manifest.metrics.update(ctx.metrics)
-            _add_totals(manifest)
+            _record_outputs(manifest, ctx)
             folder.write_manifest(manifest)
         if records_path is not None:
             _save_dataset(records_path, folder.root / "dataset")
@@ -185,10 +184,8 @@ def _run_stage(
     if out_path is not None:
         if resumable:
             for record in read_records(out_path):
-                done.add(record.id)
-                if record.source_id:
-                    done.add(record.source_id)
-            entry.records_out = sum(1 for r in read_records(out_path) if r.kept)
+                done.update(filter(None, (record.id, record.source_id)))
+                entry.records_out += record.kept
         else:
             out_path.unlink(missing_ok=True)
     artifacts_before = dict(sctx.run.artifacts)
@@ -249,15 +246,19 @@ class _Counter:
             yield record
 
 
-def _skip(entry: StageManifest, old: StageManifest, ctx: RunContext, manifest: Manifest) -> None:
+def _skip(entry: StageManifest, old: StageManifest, ctx: RunContext) -> None:
+    """Mark a stage skipped and hand on what it made last time, as if it had run."""
     entry.status = "skipped"
     entry.records_in, entry.records_out, entry.details = old.records_in, old.records_out, old.details
-    entry.seconds = 0.0
-    restored = old.details.get("artifacts", {})
-    ctx.artifacts.update({k: Path(v) for k, v in restored.items()})
+    ctx.artifacts.update({k: Path(v) for k, v in old.details.get("artifacts", {}).items()})
     ctx.metrics.update(old.details.get("metrics", {}))
-    manifest.artifacts.update(restored)
-    manifest.metrics.update(old.details.get("metrics", {}))
+
+
+def _record_outputs(manifest: Manifest, ctx: RunContext) -> None:
+    """Copy the run's artifacts, metrics and teacher totals into the manifest."""
+    manifest.artifacts.update({k: str(v) for k, v in ctx.artifacts.items()})
+    manifest.metrics.update(ctx.metrics)
+    _add_totals(manifest)
 
 
 def _claim_run_folder(folder: RunFolder, pipeline: Pipeline, options: RunOptions) -> Manifest | None:
