@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from synthdistill.errors import CriticError
 from synthdistill.records import Record, Verdict
+
+if TYPE_CHECKING:
+    from synthdistill.context import StageContext
 
 
 class Critic(Protocol):
@@ -32,6 +35,8 @@ class BaseCritic:
     name: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
     options: Any
+    ctx: StageContext | None = None
+    """The filter stage's context (engines, templates, test split), set by `bind` before scoring."""
 
     def __init__(self, **options: Any) -> None:
         try:
@@ -43,12 +48,16 @@ class BaseCritic:
                 f"critic {self.name!r} option {key!r}: {error['msg']}; fix the option"
             ) from None
 
+    def bind(self, ctx: StageContext) -> None:
+        """Hand the critic the stage's context; critics that call a teacher or read the test split use it."""
+        self.ctx = ctx
+
     def score(self, records: list[Record]) -> list[Verdict]:
         raise NotImplementedError
 
 
-def build_critic(entry: str | dict[str, Any]) -> Critic:
-    """A critic from a pipeline entry: a name, or {name: options}."""
+def build_critic(entry: str | dict[str, Any], ctx: StageContext | None = None) -> Critic:
+    """A critic from a pipeline entry (a name, or {name: options}), bound to `ctx` when given."""
     from synthdistill.registry import registry
 
     if isinstance(entry, str):
@@ -57,4 +66,6 @@ def build_critic(entry: str | dict[str, Any]) -> Critic:
         ((name, options),) = entry.items()
     critic_class = registry("critic").get(name)
     critic: Critic = critic_class(**(options or {}))
+    if ctx is not None and hasattr(critic, "bind"):
+        critic.bind(ctx)
     return critic

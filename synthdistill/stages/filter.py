@@ -47,7 +47,7 @@ class FilterConfig(BaseModel):
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """Score batches with each critic; record every verdict; drop at the first failing critic."""
     config: FilterConfig = ctx.config
-    critics = [build_critic(entry) for entry in config.critics]
+    critics = [build_critic(entry, ctx) for entry in config.critics]
     stats = {c.name: {"seen": 0, "passed": 0, "dropped": 0, "seconds": 0.0} for c in critics}
     iterator = iter(records)
     while batch := list(islice(iterator, config.batch_size)):
