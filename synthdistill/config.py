@@ -14,6 +14,15 @@ from synthdistill.errors import ConfigError
 _STRICT = ConfigDict(extra="forbid")
 
 
+class PriceConfig(BaseModel):
+    """What a teacher's tokens cost, overriding any price map."""
+
+    model_config = _STRICT
+
+    input_per_mtok: float = Field(ge=0, description="USD per million prompt tokens.")
+    output_per_mtok: float = Field(ge=0, description="USD per million completion tokens.")
+
+
 class TeacherConfig(BaseModel):
     """Which model writes the data, and how the engine may call it."""
 
@@ -37,6 +46,18 @@ class TeacherConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
     max_retries: int = Field(
         6, ge=0, le=50, description="Retries on rate limits, server errors, timeouts and unparsable output."
+    )
+    # Limits: None leaves only max_concurrency and what the provider's rate-limit headers and 429s say.
+    rpm: float | None = Field(
+        None, gt=0, description="Requests per minute to stay under; None sets no limit of our own."
+    )
+    tpm: float | None = Field(
+        None, gt=0, description="Tokens per minute (prompt + completion) to stay under; None sets none."
+    )
+    price: PriceConfig | None = Field(
+        None,
+        description="USD per million tokens; None looks the model up in litellm's price map when "
+        "litellm is installed (local models cost nothing).",
     )
     # With the batch's shared prompt prefix computed once, 32 sequences gave 7.6-8.3x the tokens/s of
     # batch 1 on a 2-core CPU and 16 gave 5.6x (bench/local_generation.py). 64 gave 8.8x there but made
@@ -114,6 +135,12 @@ class PipelineConfig(BaseModel):
     teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="The teacher model.")
     student: StudentConfig = Field(default_factory=StudentConfig, description="The student model.")
     data: DataConfig = Field(default_factory=DataConfig, description="The task data.")
+    max_cost_usd: float | None = Field(
+        None,
+        gt=0,
+        description="Stop the run cleanly before teacher calls would cost more than this (USD), keeping "
+        "everything paid for; a re-run with a higher cap goes on. None sets no cap.",
+    )
     stages: list[dict[str, Any]] = Field(description="Stages in order, each {name: options}.")
 
     @field_validator("stages", mode="before")

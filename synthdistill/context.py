@@ -9,11 +9,15 @@ from typing import Any
 
 from synthdistill.cache import CallCache
 from synthdistill.config import Pipeline, StageSpec, TeacherConfig
+from synthdistill.costs import Budget, price_for
 from synthdistill.engine import Engine, EngineStats
+from synthdistill.errors import ConfigError
 from synthdistill.home import home
+from synthdistill.limits import RateLimiter
 from synthdistill.records import Record
 from synthdistill.registry import registry
-from synthdistill.runfolder import RunFolder
+from synthdistill.runfolder import FailedRequests, RunFolder
+from synthdistill.teachers.base import Request
 from synthdistill.templates import Templates
 
 
@@ -28,6 +32,9 @@ class RunContext:
     device: str
     artifacts: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget: Budget = field(default_factory=lambda: Budget(None))
+    failed: FailedRequests | None = None
+    """Where requests that failed after every retry are written (outputs/<run>/failed_requests.jsonl)."""
     _engines: dict[str, Engine] = field(default_factory=dict)
     _cache: CallCache | None = None
 
@@ -47,8 +54,25 @@ class RunContext:
         teacher = teacher or self.pipeline.config.teacher
         key = teacher.model_dump_json()
         if key not in self._engines:
-            self._engines[key] = build_engine(teacher, self.cache(), self.device)
+            engine = build_engine(teacher, self.cache(), self.device, self.budget)
+            if engine.price is None and self.budget.max_usd is not None:
+                engine.close()
+                raise ConfigError(
+                    f"max_cost_usd is set but no price is known for model {teacher.model!r}; set "
+                    "teacher.price: {input_per_mtok: ..., output_per_mtok: ...} or install litellm for "
+                    "its price map",
+                    file=str(self.pipeline.path),
+                    key="teacher.price",
+                )
+            engine.on_failure = self._failed_request
+            self._engines[key] = engine
         return self._engines[key]
+
+    def _failed_request(self, payload: Any, request: Request, reason: str) -> None:
+        if self.failed is not None:
+            # Payloads are records (or tuples starting with one); the id lets a reader find the input.
+            record = payload[0] if isinstance(payload, tuple) and payload else payload
+            self.failed.add(getattr(record, "id", None), request.model_dump(exclude_defaults=True), reason)
 
     def engine_stats(self) -> EngineStats:
         """The counters of every engine of the run, summed."""
@@ -100,8 +124,10 @@ class StageContext:
         return getattr(self.run, name)
 
 
-def build_engine(teacher: TeacherConfig, cache: CallCache, device: str) -> Engine:
-    """An engine around the backend that `teacher.backend` names."""
+def build_engine(
+    teacher: TeacherConfig, cache: CallCache, device: str, budget: Budget | None = None
+) -> Engine:
+    """An engine around the backend that `teacher.backend` names, with its limits, price and budget."""
     backend_class = registry("teacher").get(teacher.backend)
     backend = backend_class(teacher, device=device)
     local = getattr(backend, "local", False)
@@ -112,4 +138,7 @@ def build_engine(teacher: TeacherConfig, cache: CallCache, device: str) -> Engin
         max_retries=teacher.max_retries,
         # A local model queues requests behind its own batches: a wall-clock timeout would only misfire.
         timeout_s=None if local else teacher.timeout_s,
+        limiter=RateLimiter(rpm=teacher.rpm, tpm=teacher.tpm),
+        price=price_for(teacher, local),
+        budget=budget,
     )

@@ -2,8 +2,9 @@
 
 Stages are plain functions over records; `Engine.map` is their one door to a teacher. It runs an
 asyncio loop in a background thread, keeps a bounded window of requests in flight across the whole
-stream (it never drains between batches), answers what it can from the call cache, retries what a
-retry may fix, and yields results in input order.
+stream (it never drains between batches), answers what it can from the call cache, waits on the rate
+limiter, reserves each call's worst-case cost against the run's budget, retries what a retry may fix,
+reports what still fails to `on_failure`, and yields results in input order.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from synthdistill.cache import CallCache, call_key
+from synthdistill.costs import FREE, Budget, BudgetExceeded, Price, estimate_tokens
+from synthdistill.limits import RateLimiter
 from synthdistill.records import Sample
 from synthdistill.teachers.base import Backend, Completion, Request, TransientError
 
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Parser = Callable[[str], dict[str, Any]]
+FailureHook = Callable[[Any, Request, str], None]
+"""Called with (payload, request, reason) for a request that failed after every retry."""
 
 
 class ParseError(ValueError):
@@ -41,12 +46,13 @@ class EngineStats:
     completion_tokens: int = 0
     retries: int = 0
     failures: int = 0
+    cost_usd: float = 0.0
 
     def snapshot(self) -> EngineStats:
         """A copy of the counters now."""
         return EngineStats(**vars(self))
 
-    def since(self, before: EngineStats) -> dict[str, int]:
+    def since(self, before: EngineStats) -> dict[str, int | float]:
         """The counters gained since `before`."""
         return {name: value - getattr(before, name) for name, value in vars(self).items()}
 
@@ -73,7 +79,12 @@ class Engine:
         parse_retries: int = 2,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        limiter: RateLimiter | None = None,
+        price: Price | None = FREE,
+        budget: Budget | None = None,
+        on_failure: FailureHook | None = None,
     ) -> None:
+        """Wrap `backend`; `price` None means unknown (costs count as 0; a budget then refuses to run)."""
         self.backend = backend
         self.cache = cache
         self.max_concurrency = max_concurrency
@@ -82,6 +93,10 @@ class Engine:
         self.parse_retries = parse_retries
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.limiter = limiter or RateLimiter()
+        self.price = price
+        self.budget = budget
+        self.on_failure = on_failure
         self.stats = EngineStats()
         self._identity: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,23 +176,29 @@ class Engine:
     ) -> None:
         in_flight = asyncio.Semaphore(self.max_concurrency)
         tasks: set[asyncio.Task[None]] = set()
+        stopped: list[BudgetExceeded] = []
 
         async def one(pending: _Pending) -> None:
             try:
                 await self._answer(pending, parse, parse_retries, in_flight)
                 results.put(pending)
+            except BudgetExceeded as exc:
+                # Raised once the calls in flight have finished, so what they paid for reaches the cache.
+                stopped.append(exc)
             except BaseException as exc:  # handed to the caller's thread, which re-raises it
                 results.put(exc)
 
         try:
             for index, (payload, request) in enumerate(items):
                 await window.acquire()
+                if stopped:
+                    break
                 task = asyncio.ensure_future(one(_Pending(index, payload, request)))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:
                 await asyncio.gather(*tasks)
-            results.put(done)
+            results.put(stopped[0] if stopped else done)
         except asyncio.CancelledError:
             for task in tasks:
                 task.cancel()
@@ -229,21 +250,43 @@ class Engine:
         self, pending: _Pending, missing: list[tuple[int, str]], parse: Parser | None, sem: asyncio.Semaphore
     ) -> None:
         request = pending.request.model_copy(update={"n": len(missing)})
+        prompt_estimate, completion_bound = estimate_tokens(request)
+        worst_cost = (self.price or FREE).cost(prompt_estimate, completion_bound)
         last_error = ""
         for attempt in range(self.max_retries + 1):
+            if self.budget is not None:
+                self.budget.reserve(worst_cost)
             try:
                 async with sem:
+                    await self.limiter.acquire(prompt_estimate + completion_bound)
                     self.stats.calls += 1
                     response = await asyncio.wait_for(self.backend.complete(request), self.timeout_s)
             except (TransientError, TimeoutError) as exc:
+                if self.budget is not None:
+                    self.budget.settle(worst_cost, 0.0)  # providers do not bill a failed call
                 last_error = str(exc) or type(exc).__name__
                 if attempt == self.max_retries:
                     break
                 self.stats.retries += 1
-                delay = getattr(exc, "retry_after", None) or self._backoff(attempt)
+                retry_after = getattr(exc, "retry_after", None)
+                if retry_after is not None:
+                    # Every request of this teacher waits, not only this one: no storm of 429s.
+                    self.limiter.pause(retry_after)
+                delay = retry_after or self._backoff(attempt)
                 log.info("retrying after %.2fs (attempt %d): %s", delay, attempt + 1, last_error)
                 await asyncio.sleep(delay)
                 continue
+            except BaseException:
+                if self.budget is not None:
+                    self.budget.settle(worst_cost, 0.0)
+                raise
+            used_completion = sum(c.completion_tokens for c in response.completions)
+            self.limiter.settle(prompt_estimate + completion_bound, response.prompt_tokens + used_completion)
+            self.limiter.observe(response.rate_limit)
+            cost = (self.price or FREE).cost(response.prompt_tokens, used_completion)
+            self.stats.cost_usd += cost
+            if self.budget is not None:
+                self.budget.settle(worst_cost, cost)
             model = self.identity()
             self.stats.prompt_tokens += response.prompt_tokens
             for (i, key), completion in zip(missing, response.completions, strict=False):
@@ -262,10 +305,11 @@ class Engine:
                 )
             return
         self.stats.failures += 1
+        reason = f"failed after {self.max_retries} retries: {last_error}"
+        if self.on_failure is not None:
+            self.on_failure(pending.payload, request, reason)
         for i, key in missing:
-            pending.samples[i] = Sample(
-                text="", cache_key=key, error=f"failed after {self.max_retries} retries: {last_error}"
-            )
+            pending.samples[i] = Sample(text="", cache_key=key, error=reason)
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter keeps many clients that failed together from retrying together.

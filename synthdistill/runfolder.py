@@ -6,7 +6,10 @@ drops a torn last line); the manifest is written to a temporary file and renamed
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -26,11 +29,13 @@ class StageManifest(BaseModel):
     name: str
     folder: str
     fingerprint: str = ""
-    status: Literal["pending", "running", "done", "skipped", "failed"] = "pending"
+    status: Literal["pending", "running", "done", "skipped", "failed", "stopped"] = "pending"
     records_in: int = 0
     records_out: int = 0
     seconds: float = 0.0
-    teacher: dict[str, int] = Field(default_factory=dict, description="Engine counters during this stage.")
+    teacher: dict[str, int | float] = Field(
+        default_factory=dict, description="Engine counters during this stage (cost_usd in USD)."
+    )
     details: dict[str, Any] = Field(default_factory=dict, description="What the stage reports of itself.")
 
 
@@ -45,6 +50,7 @@ class TeacherTotals(BaseModel):
     completion_tokens: int = 0
     retries: int = 0
     failures: int = 0
+    cost_usd: float = 0.0
 
 
 class Manifest(BaseModel):
@@ -56,7 +62,8 @@ class Manifest(BaseModel):
     name: str
     pipeline: str = Field(description="Path of the pipeline file as given.")
     seed: int = 0
-    status: Literal["running", "done", "failed", "interrupted"] = "running"
+    status: Literal["running", "done", "failed", "interrupted", "stopped"] = "running"
+    stopped_reason: str | None = Field(None, description="Why a run stopped early (a budget), if it did.")
     stages: list[StageManifest] = Field(default_factory=list)
     teacher: TeacherTotals = Field(default_factory=TeacherTotals)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -75,6 +82,11 @@ class RunFolder:
     def manifest_path(self) -> Path:
         """outputs/<name>/manifest.json."""
         return self.root / "manifest.json"
+
+    @property
+    def failed_requests_path(self) -> Path:
+        """outputs/<name>/failed_requests.jsonl: requests that failed after every retry, with the reason."""
+        return self.root / "failed_requests.jsonl"
 
     def stage_dir(self, folder: str) -> Path:
         """The folder of a stage (NN-<stage>), created on demand."""
@@ -131,6 +143,52 @@ class RecordWriter:
         self.close()
 
 
+class FailedRequests:
+    """outputs/<run>/failed_requests.jsonl, one line a request that failed after every retry.
+
+    It holds the latest attempt of each stage: when a stage runs again, its old lines go first, so the
+    file lists what is still missing. Lines carry the rendered messages (never a key: keys live only in
+    the environment and in request headers).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stage = ""
+        self.count = 0
+        self._lock = threading.Lock()  # engines report from their own loop threads
+
+    def begin_stage(self, stage: str) -> None:
+        """Forget `stage`'s earlier failures: it is about to retry them."""
+        self.stage = stage
+        if not self.path.exists():
+            return
+        kept = [line for line in _complete_lines(self.path) if json.loads(line).get("stage") != stage]
+        if kept:
+            write_atomic(self.path, "".join(kept))
+        else:
+            self.path.unlink()
+
+    def add(self, record_id: str | None, request: dict[str, object], reason: str) -> None:
+        """Append one failed request and make it durable."""
+        line = json.dumps(
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "stage": self.stage,
+                "record_id": record_id,
+                "reason": reason,
+                "request": request,
+            },
+            ensure_ascii=False,
+        )
+        with self._lock:
+            _trim_torn_tail(self.path)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.count += 1
+
+
 def read_records(path: Path, *, kept_only: bool = False) -> Iterator[Record]:
     """The records of a JSONL file, streaming; a torn last line (a kill mid-write) is dropped."""
     if not path.exists():
@@ -142,6 +200,11 @@ def read_records(path: Path, *, kept_only: bool = False) -> Iterator[Record]:
             record = Record.model_validate_json(line)
             if record.kept or not kept_only:
                 yield record
+
+
+def _complete_lines(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as handle:
+        return [line for line in handle if line.endswith("\n")]
 
 
 def _trim_torn_tail(path: Path) -> None:

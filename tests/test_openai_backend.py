@@ -184,13 +184,6 @@ def test_a_wrong_path_is_a_teacher_error_with_a_hint() -> None:
             asyncio.run(_run(config, Request(messages=MESSAGES)))
 
 
-def test_several_endpoints_send_to_the_first_for_now() -> None:
-    with ScriptedServer() as first, ScriptedServer() as second:
-        config = TeacherConfig(backend="openai", model="m", api_base=[first.url, second.url])
-        asyncio.run(_run(config, Request(messages=MESSAGES)))
-        assert (first.stats.requests, second.stats.requests) == (1, 0)
-
-
 @pytest.mark.parametrize(
     ("options", "match"),
     [({"temperature": 1.0}, "sets temperature"), ({"not_a_parameter": 1}, "has not_a_parameter")],

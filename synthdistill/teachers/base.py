@@ -6,6 +6,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthdistill.limits import RateLimitInfo
+
 
 class Request(BaseModel):
     """One chat request for `n` samples."""
@@ -43,6 +45,9 @@ class Response(BaseModel):
 
     completions: list[Completion]
     prompt_tokens: int = 0
+    rate_limit: RateLimitInfo | None = Field(
+        None, description="The provider's rate-limit headers, where it sends them."
+    )
 
 
 class Backend(Protocol):

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -25,6 +26,7 @@ import pydantic
 
 from synthdistill.config import TeacherConfig
 from synthdistill.errors import TeacherError
+from synthdistill.limits import RateLimitInfo
 from synthdistill.teachers.base import Completion, Request, Response, TransientError
 
 logger = logging.getLogger(__name__)
@@ -58,24 +60,75 @@ _HINTS = {
 
 
 class OpenAIBackend:
-    """Chat completions through the openai SDK on its aiohttp transport."""
+    """Chat completions through the openai SDK on its aiohttp transport, over one or several endpoints."""
 
     name = "openai"
 
     def __init__(self, config: TeacherConfig, device: str = "auto") -> None:
-        """Build the client; `device` is part of the backend interface and unused by a remote teacher."""
+        """Build a client per endpoint; `device` is part of the backend interface and unused here."""
+        self._config = config
+        self._secret = api_key_from_env(config)
+        self._options = dict(config.options)
+        self._endpoints = [_Endpoint(url, self._client_for(url)) for url in api_bases(config)]
+        self._turn = 0
+        check_options(
+            self._options,
+            REQUEST_ARGUMENTS,
+            inspect.signature(self._endpoints[0].client.chat.completions.create).parameters,
+        )
+        logger.debug("openai teacher %s at %s", config.model, [e.where for e in self._endpoints])
+
+    def identity(self) -> str:
+        """The model name: a remote model has no checkpoint to hash, and the endpoint is not part of it."""
+        return self._config.model
+
+    async def complete(self, request: Request) -> Response:
+        """Draw `request.n` samples in one call; raise `TransientError` for what a retry may fix."""
+        endpoint = self._pick()
+        where = f"openai teacher {self._config.model!r} at {endpoint.where}"
+        arguments = chat_arguments(self._config.model, request, self._options)
+        endpoint.in_flight += 1
+        try:
+            # The raw response carries the provider's rate-limit headers, which the engine's limiter reads.
+            raw = await endpoint.client.chat.completions.with_raw_response.create(**arguments)
+            result = raw.parse()
+        except Exception as exc:
+            error = error_from_exception(exc, where, self._config, self._secret)
+            if error is None:
+                raise
+            if isinstance(exc, openai.APIConnectionError) and len(self._endpoints) > 1:
+                endpoint.down_until = time.monotonic() + ENDPOINT_COOLDOWN_S
+            raise error from None
+        finally:
+            endpoint.in_flight -= 1
+        response = response_from_chat(result, where)
+        response.rate_limit = RateLimitInfo.from_headers(raw.headers)
+        return response
+
+    async def aclose(self) -> None:
+        """Close the clients and their connections."""
+        for endpoint in self._endpoints:
+            await endpoint.client.close()
+
+    def _pick(self) -> _Endpoint:
+        """The endpoint with the fewest requests in flight, skipping ones that refused a connection lately."""
+        now = time.monotonic()
+        up = [e for e in self._endpoints if e.down_until <= now] or self._endpoints
+        # Rotating the starting point breaks ties fairly, so idle endpoints share the first requests.
+        self._turn = (self._turn + 1) % len(up)
+        rotated = up[self._turn :] + up[: self._turn]
+        return min(rotated, key=lambda e: e.in_flight)
+
+    def _client_for(self, url: str | None) -> openai.AsyncOpenAI:
         # httpx2 comes with openai 3; imported here so the shared helpers below also load under
         # openai 2, which the litellm extra installs.
         import httpx2
 
-        self._config = config
-        self._secret = api_key_from_env(config)
-        self._base_url = first_api_base(config)
-        self._options = dict(config.options)
+        config = self._config
         # The engine retries with its own backoff and limiter, so the SDK must not retry behind it.
-        self._client = openai.AsyncOpenAI(
+        return openai.AsyncOpenAI(
             api_key=self._secret or LOCAL_API_KEY,
-            base_url=self._base_url,
+            base_url=url,
             max_retries=0,
             timeout=config.timeout_s,
             # The aiohttp transport served 251 requests/s at 64 in flight, near a bare aiohttp loop's 300
@@ -87,35 +140,24 @@ class OpenAIBackend:
                 timeout=config.timeout_s,
             ),
         )
-        check_options(
-            self._options,
-            REQUEST_ARGUMENTS,
-            inspect.signature(self._client.chat.completions.create).parameters,
-        )
-        logger.debug("openai teacher %s at %s", config.model, self._base_url or "the OpenAI API")
 
-    def identity(self) -> str:
-        """The model name: a remote model has no checkpoint to hash."""
-        return self._config.model
 
-    async def complete(self, request: Request) -> Response:
-        """Draw `request.n` samples in one call; raise `TransientError` for what a retry may fix."""
-        arguments = chat_arguments(self._config.model, request, self._options)
-        try:
-            result = await self._client.chat.completions.create(**arguments)
-        except Exception as exc:
-            error = error_from_exception(exc, self._where(), self._config, self._secret)
-            if error is None:
-                raise
-            raise error from None
-        return response_from_chat(result, self._where())
+ENDPOINT_COOLDOWN_S = 5.0
+"""How long an endpoint that refused a connection is passed over while others are up."""
 
-    async def aclose(self) -> None:
-        """Close the client and its connections."""
-        await self._client.close()
 
-    def _where(self) -> str:
-        return f"openai teacher {self._config.model!r} at {self._base_url or 'the OpenAI API'}"
+@dataclass
+class _Endpoint:
+    """One server of a teacher, with the requests it has in flight."""
+
+    url: str | None
+    client: openai.AsyncOpenAI
+    in_flight: int = 0
+    down_until: float = 0.0
+
+    @property
+    def where(self) -> str:
+        return self.url or "the OpenAI API"
 
 
 def api_key_from_env(config: TeacherConfig) -> str | None:
@@ -131,14 +173,18 @@ def api_key_from_env(config: TeacherConfig) -> str | None:
     return key
 
 
-def first_api_base(config: TeacherConfig) -> str | None:
-    """The endpoint to call: `api_base`, or the first of a list of them."""
+def api_bases(config: TeacherConfig) -> list[str | None]:
+    """The endpoints to call: `api_base`, each of a list of them, or [None] for the provider's own."""
     if isinstance(config.api_base, list):
         if not config.api_base:
             raise TeacherError("teacher.api_base is an empty list; give at least one URL, or leave it unset")
-        # Only the first endpoint takes traffic for now; spreading load over several is a later change.
-        return config.api_base[0]
-    return config.api_base
+        return list(config.api_base)
+    return [config.api_base]
+
+
+def first_api_base(config: TeacherConfig) -> str | None:
+    """The first endpoint (litellm's backend calls one)."""
+    return api_bases(config)[0]
 
 
 def chat_arguments(model: str, request: Request, options: Mapping[str, Any]) -> dict[str, Any]:

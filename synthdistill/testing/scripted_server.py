@@ -26,6 +26,11 @@ Fault kinds, one drawn per chat request (at most one; rates should sum to at mos
 With `required_key` set, a request without `Authorization: Bearer <required_key>` gets a 401
 (counted in `stats.faults["401"]`), before any fault is drawn.
 
+With `rpm_limit` set, the server enforces a request quota per fixed window of `limit_window_s`
+seconds the way OpenAI reports it: every chat response carries `x-ratelimit-limit-requests`,
+`x-ratelimit-remaining-requests` and `x-ratelimit-reset-requests` (such as "0.8s"), and a request
+over the quota gets a 429 with those headers (counted in `stats.faults["quota"]`).
+
 Run it on its own for benchmarks or manual tests; it prints its URL on stdout, then serves until
 interrupted:
 
@@ -57,7 +62,7 @@ logger = logging.getLogger(__name__)
 Responder = Callable[[list[dict[str, Any]], dict[str, Any], int], str | Awaitable[str]]
 """(messages, params, sample_index) -> completion text; params is the request body without messages."""
 
-FAULT_KINDS = ("429", "500", "hang", "malformed", "truncated", "401")
+FAULT_KINDS = ("429", "500", "hang", "malformed", "truncated", "401", "quota")
 """Names of the counters in `ServerStats.faults`."""
 
 
@@ -73,9 +78,14 @@ class ServerStats(BaseModel):
     bodies: list[dict[str, Any]] = Field(
         default_factory=list, description="The last `record_bodies` chat request bodies, oldest first."
     )
+    arrivals: list[float] = Field(
+        default_factory=list,
+        description="time.monotonic() at which each of the last `record_bodies` chat requests arrived.",
+    )
     faults: dict[str, int] = Field(
         default_factory=lambda: dict.fromkeys(FAULT_KINDS, 0),
-        description="How often each fault was injected: 429, 500, hang, malformed, truncated, 401.",
+        description="How often each fault was injected: 429, 500, hang, malformed, truncated, 401, "
+        "and quota (a 429 for a request over `rpm_limit`).",
     )
 
 
@@ -113,6 +123,8 @@ class ScriptedServer:
         rate_malformed: float = 0.0,
         rate_truncated: float = 0.0,
         required_key: str | None = None,
+        rpm_limit: int | None = None,
+        limit_window_s: float = 60.0,
         seed: int = 0,
         record_bodies: int = 100,
     ) -> None:
@@ -128,6 +140,8 @@ class ScriptedServer:
             retry_after_s: Seconds sent in the Retry-After header of a 429.
             hang_s: Seconds a hanging request sleeps before it answers.
             required_key: When set, requests need `Authorization: Bearer <required_key>`.
+            rpm_limit: Chat requests allowed per window, reported in x-ratelimit-* headers; None: no quota.
+            limit_window_s: Length of the quota's window in seconds (60 for a per-minute quota).
             seed: Seeds the generator that draws faults.
             record_bodies: How many recent chat request bodies `stats.bodies` keeps; 0 keeps none.
         """
@@ -148,7 +162,11 @@ class ScriptedServer:
         self.rate_malformed = rate_malformed
         self.rate_truncated = rate_truncated
         self.required_key = required_key
+        self.rpm_limit = rpm_limit
+        self.limit_window_s = limit_window_s
         self.record_bodies = record_bodies
+        self._window_start = time.monotonic()
+        self._window_count = 0
         self._rng = random.Random(seed)
         # Counters are written on the server's loop and read from the caller's thread.
         self._lock = threading.Lock()
@@ -281,6 +299,14 @@ class ScriptedServer:
         if self.record_bodies:
             with self._lock:
                 self._counters.bodies.append(body)
+                self._counters.arrivals.append(time.monotonic())
+        quota = self._quota_headers()
+        if quota is not None and quota["x-ratelimit-remaining-requests"] == "-1":
+            self._fault("quota")
+            quota["x-ratelimit-remaining-requests"] = "0"
+            return _error(
+                429, "Rate limit reached for requests.", "requests", "rate_limit_exceeded", headers=quota
+            )
         fault = self._draw_fault()
         if fault == "hang":
             assert self._closing is not None
@@ -309,7 +335,22 @@ class ScriptedServer:
         if fault == "malformed":
             text = json.dumps(payload)
             return web.Response(text=text[: len(text) // 2], content_type="application/json")
-        return web.json_response(payload)
+        return web.json_response(payload, headers=quota)
+
+    def _quota_headers(self) -> dict[str, str] | None:
+        """Count this request against the window's quota; remaining "-1" marks one over it."""
+        if self.rpm_limit is None:
+            return None
+        now = time.monotonic()
+        if now - self._window_start >= self.limit_window_s:
+            self._window_start, self._window_count = now, 0
+        self._window_count += 1
+        reset = self._window_start + self.limit_window_s - now
+        return {
+            "x-ratelimit-limit-requests": str(self.rpm_limit),
+            "x-ratelimit-remaining-requests": str(max(self.rpm_limit - self._window_count, -1)),
+            "x-ratelimit-reset-requests": f"{reset:.3f}s",
+        }
 
     async def _completion(self, body: dict[str, Any], *, truncate: bool) -> dict[str, Any]:
         messages = body["messages"]
@@ -376,6 +417,7 @@ class _Counters:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.bodies: deque[dict[str, Any]] = deque(maxlen=max(record_bodies, 0))
+        self.arrivals: deque[float] = deque(maxlen=max(record_bodies, 0))
         self.faults = dict.fromkeys(FAULT_KINDS, 0)
 
     def snapshot(self) -> ServerStats:
@@ -385,6 +427,7 @@ class _Counters:
             in_flight=self.in_flight,
             peak_in_flight=self.peak_in_flight,
             bodies=list(self.bodies),
+            arrivals=list(self.arrivals),
             faults=dict(self.faults),
         )
 
@@ -455,6 +498,8 @@ def _main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--rate-truncated", type=float, default=0.0, help="Probability of a cut-off answer.")
     parser.add_argument("--required-key", default=None, help="Bearer key requests must carry (a test key).")
+    parser.add_argument("--rpm-limit", type=int, default=None, help="Requests allowed per window.")
+    parser.add_argument("--limit-window", type=float, default=60.0, help="Seconds of the quota's window.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the fault draws.")
     args = parser.parse_args(argv)
     server = ScriptedServer(
@@ -469,6 +514,8 @@ def _main(argv: Sequence[str] | None = None) -> None:
         rate_malformed=args.rate_malformed,
         rate_truncated=args.rate_truncated,
         required_key=args.required_key,
+        rpm_limit=args.rpm_limit,
+        limit_window_s=args.limit_window,
         seed=args.seed,
         record_bodies=0,
     )
