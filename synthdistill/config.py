@@ -23,6 +23,21 @@ class PriceConfig(BaseModel):
     output_per_mtok: float = Field(ge=0, description="USD per million completion tokens.")
 
 
+class BatchAPIConfig(BaseModel):
+    """Sending a teacher's requests as batch jobs (OpenAI-style /v1/files and /v1/batches)."""
+
+    model_config = _STRICT
+
+    max_requests: int = Field(
+        1000, ge=1, le=50_000, description="Requests per batch job (OpenAI allows up to 50,000)."
+    )
+    flush_s: float = Field(
+        2.0, gt=0, description="Seconds without a new request after which a partial batch is sent."
+    )
+    poll_s: float = Field(30.0, gt=0, description="Seconds between checks of a submitted job's status.")
+    completion_window: Literal["24h"] = Field("24h", description="The provider's completion window.")
+
+
 class TeacherConfig(BaseModel):
     """Which model writes the data, and how the engine may call it."""
 
@@ -53,6 +68,12 @@ class TeacherConfig(BaseModel):
     )
     tpm: float | None = Field(
         None, gt=0, description="Tokens per minute (prompt + completion) to stay under; None sets none."
+    )
+    batch_api: BatchAPIConfig | None = Field(
+        None,
+        description="Send requests as batch jobs (openai backend): about half price at most providers, "
+        "answers within the completion window; job ids are kept in the run folder so a restart resumes "
+        "polling instead of paying again. None sends each request at once.",
     )
     price: PriceConfig | None = Field(
         None,

@@ -10,7 +10,7 @@ from typing import Any
 from synthdistill.cache import CallCache
 from synthdistill.config import Pipeline, StageSpec, TeacherConfig
 from synthdistill.costs import Budget, price_for
-from synthdistill.engine import Engine, EngineStats
+from synthdistill.engine import Engine, EngineStats, Planned
 from synthdistill.errors import ConfigError
 from synthdistill.home import home
 from synthdistill.limits import RateLimiter
@@ -35,6 +35,8 @@ class RunContext:
     budget: Budget = field(default_factory=lambda: Budget(None))
     failed: FailedRequests | None = None
     """Where requests that failed after every retry are written (outputs/<run>/failed_requests.jsonl)."""
+    dry_run: bool = False
+    """Whether engines only count what they would send (`synthdistill run --dry-run`)."""
     _engines: dict[str, Engine] = field(default_factory=dict)
     _cache: CallCache | None = None
 
@@ -65,6 +67,9 @@ class RunContext:
                     key="teacher.price",
                 )
             engine.on_failure = self._failed_request
+            engine.dry_run = self.dry_run
+            if hasattr(engine.backend, "use_run_folder") and not self.dry_run:
+                engine.backend.use_run_folder(self.run.root)
             self._engines[key] = engine
         return self._engines[key]
 
@@ -81,6 +86,16 @@ class RunContext:
             for name, value in vars(engine.stats).items():
                 setattr(total, name, getattr(total, name) + value)
         return total
+
+    def take_planned(self) -> tuple[Planned, bool]:
+        """What the engines planned since the last call, summed, and whether every price was known."""
+        total, priced = Planned(), True
+        for engine in self._engines.values():
+            for name, value in vars(engine.planned).items():
+                setattr(total, name, getattr(total, name) + value)
+            engine.planned = Planned()
+            priced = priced and engine.price is not None
+        return total, priced
 
     def release_local_models(self) -> None:
         """Close the engines of local models, freeing their memory; they reload (in ~1 s) when asked for."""
@@ -131,13 +146,18 @@ def build_engine(
     backend_class = registry("teacher").get(teacher.backend)
     backend = backend_class(teacher, device=device)
     local = getattr(backend, "local", False)
+    # A local model, like a batch job, queues requests behind others: a wall-clock timeout would misfire.
+    queued = local or getattr(backend, "queued", False)
+    concurrency = teacher.max_concurrency
+    if teacher.batch_api is not None:
+        # Two jobs' worth in flight, so one fills while the other is answered.
+        concurrency = max(concurrency, 2 * teacher.batch_api.max_requests)
     return Engine(
         backend,
         cache,
-        max_concurrency=teacher.max_concurrency,
+        max_concurrency=concurrency,
         max_retries=teacher.max_retries,
-        # A local model queues requests behind its own batches: a wall-clock timeout would only misfire.
-        timeout_s=None if local else teacher.timeout_s,
+        timeout_s=None if queued else teacher.timeout_s,
         limiter=RateLimiter(rpm=teacher.rpm, tpm=teacher.tpm),
         price=price_for(teacher, local),
         budget=budget,

@@ -60,9 +60,8 @@ class Budget:
         with self._lock:
             if self.max_usd is not None and self.spent + self._reserved + usd > self.max_usd:
                 raise BudgetExceeded(
-                    f"stopped before spending more than max_cost_usd={self.max_usd:g} (spent "
-                    f"{self.spent:.4f} USD); everything paid for is kept: raise max_cost_usd and run again "
-                    "to go on"
+                    f"stopped: the next teacher call could take the run past max_cost_usd={self.max_usd:g}; "
+                    "everything paid for is kept: raise max_cost_usd and run again to go on"
                 )
             self._reserved += usd
 

@@ -29,7 +29,7 @@ def embed(texts: list[str], model: str = DEFAULT_EMBEDDER, batch_size: int = 128
     import numpy as np
 
     if not texts:
-        return np.zeros((0, load_embedder(model).get_sentence_embedding_dimension() or 0), dtype=np.float32)
+        return np.zeros((0, load_embedder(model).get_embedding_dimension() or 0), dtype=np.float32)
     vectors = load_embedder(model).encode(
         texts,
         batch_size=batch_size,

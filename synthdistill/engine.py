@@ -58,6 +58,18 @@ class EngineStats:
 
 
 @dataclass
+class Planned:
+    """What a dry run would have sent: requests and samples the cache cannot answer, and their worst case."""
+
+    requests: int = 0
+    samples: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass
 class _Pending:
     index: int
     payload: Any
@@ -98,6 +110,9 @@ class Engine:
         self.budget = budget
         self.on_failure = on_failure
         self.stats = EngineStats()
+        self.dry_run = False
+        """When set, nothing is sent: calls the cache cannot answer are counted in `planned` instead."""
+        self.planned = Planned()
         self._identity: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -232,6 +247,9 @@ class Engine:
                 pending.samples[i] = _sample(
                     Completion(**hit["completion"]), hit["prompt_tokens"], key, parse
                 )
+            if self.dry_run:
+                self._plan(pending, missing)
+                return
             if missing:
                 await self._call(pending, missing, parse, in_flight)
             retry = [
@@ -268,11 +286,10 @@ class Engine:
                 if attempt == self.max_retries:
                     break
                 self.stats.retries += 1
-                retry_after = getattr(exc, "retry_after", None)
-                if retry_after is not None:
-                    # Every request of this teacher waits, not only this one: no storm of 429s.
-                    self.limiter.pause(retry_after)
-                delay = retry_after or self._backoff(attempt)
+                # Retry-After holds back only this request: one 429 says little of the window, and pausing
+                # every request on it would stall a run at a few percent of 429s. The provider's
+                # x-ratelimit headers, which do describe the shared window, pause all (limits.py).
+                delay = getattr(exc, "retry_after", None) or self._backoff(attempt)
                 log.info("retrying after %.2fs (attempt %d): %s", delay, attempt + 1, last_error)
                 await asyncio.sleep(delay)
                 continue
@@ -306,10 +323,25 @@ class Engine:
             return
         self.stats.failures += 1
         reason = f"failed after {self.max_retries} retries: {last_error}"
+        log.warning("a request %s", reason)
         if self.on_failure is not None:
             self.on_failure(pending.payload, request, reason)
         for i, key in missing:
             pending.samples[i] = Sample(text="", cache_key=key, error=reason)
+
+    def _plan(self, pending: _Pending, missing: list[tuple[int, str]]) -> None:
+        planned = self.planned
+        planned.cached += pending.request.n - len(missing)
+        if missing:
+            request = pending.request.model_copy(update={"n": len(missing)})
+            prompt, completion = estimate_tokens(request)
+            planned.requests += 1
+            planned.samples += len(missing)
+            planned.prompt_tokens += prompt
+            planned.completion_tokens += completion
+            planned.cost_usd += (self.price or FREE).cost(prompt, completion)
+        for i, key in missing:
+            pending.samples[i] = Sample(text="", cache_key=key, error="not sent: dry run")
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter keeps many clients that failed together from retrying together.

@@ -1,9 +1,10 @@
 """Rate limits: requests and tokens per minute, from the config and from the provider's own headers.
 
 The engine asks the limiter before every call. Limits from the config are token buckets refilled
-continuously (a minute's quota spread over the minute, as providers enforce them); what a provider
-reports in its `x-ratelimit-*` headers, or a 429's Retry-After, pauses every request of the teacher
-until the window resets, so one 429 does not turn into a storm of them.
+continuously (a minute's quota spread over the minute, as providers enforce them); a provider's
+`x-ratelimit-*` headers saying its window is used up pause every request of the teacher until the
+window resets, so the requests in flight do not turn into a storm of 429s. (A single 429's Retry-After
+holds back only its own request: see the engine.)
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class RateLimiter:
             self._tokens.take(used - estimated)
 
     def pause(self, seconds: float) -> None:
-        """Hold every request back for `seconds` (a 429's Retry-After, an exhausted window)."""
+        """Hold every request back for `seconds` (an exhausted window)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def observe(self, info: RateLimitInfo | None) -> None:

@@ -18,6 +18,9 @@ _MARKERS = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+# A multiple-choice letter alone: "B", "(b)", "B.", "Option B", "answer (C)".
+_LETTER = re.compile(r"(?:option|choice|answer)?\s*\(?(?P<letter>[A-Za-z])\)?[.:]?", re.IGNORECASE)
+_LEADING_LETTER = re.compile(r"\(?(?P<letter>[A-Za-z])[).:]\s+\S")
 
 
 def parse_rationale(text: str) -> dict[str, Any]:
@@ -74,6 +77,27 @@ def answers_match(predicted: str | None, gold: str | None, tolerance: float = 1e
     except ValueError:
         return False
     return abs(x - y) <= tolerance * max(1.0, abs(x), abs(y))
+
+
+def choice_letter(value: Any, choices: list[str] | dict[str, str]) -> str | None:
+    """The letter of a multiple-choice answer, given as a letter ("B", "(b)", "Option B") or as its text."""
+    if isinstance(choices, dict):
+        letters = {str(k).strip().upper(): str(v) for k, v in choices.items()}
+    else:
+        letters = {chr(ord("A") + i): str(text) for i, text in enumerate(choices)}
+    text = str(value).strip()
+    letter = _LETTER.fullmatch(text)
+    if letter and letter.group("letter").upper() in letters:
+        return letter.group("letter").upper()
+    wanted = normalize_answer(text)
+    for key, choice in letters.items():
+        if normalize_answer(choice) == wanted:
+            return key
+    # "B) Paris" or "(B) Paris": the letter leads and its text follows.
+    lead = _LEADING_LETTER.match(text)
+    if lead and lead.group("letter").upper() in letters:
+        return lead.group("letter").upper()
+    return None
 
 
 def _is_numeric_answer(text: str, number: str) -> bool:

@@ -10,6 +10,7 @@ again, and the call cache answers whatever was paid for before a kill.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -23,12 +24,15 @@ import yaml
 
 from synthdistill.config import Pipeline, StageSpec, load_pipeline
 from synthdistill.context import RunContext, StageContext
+from synthdistill.costs import Budget, BudgetExceeded
 from synthdistill.data import load_splits
 from synthdistill.devices import resolve_device
 from synthdistill.errors import ConfigError, RunError, TemplateError
 from synthdistill.records import Record, stable_hash
 from synthdistill.registry import registry
+from synthdistill.review.decisions import Decision, decisions_digest, load_decisions, reviewed_records
 from synthdistill.runfolder import (
+    FailedRequests,
     Manifest,
     RecordWriter,
     RunFolder,
@@ -45,8 +49,9 @@ log = logging.getLogger(__name__)
 WRITE_BATCH = 32
 WRITE_INTERVAL_S = 2.0
 
-ProgressHook = Callable[[str, int | None], Callable[[int], None]]
-"""Called with (stage label, expected inputs) when a stage starts; returns a callback for outputs."""
+ProgressHook = Callable[[str, int | None, Callable[[], dict[str, Any]]], Callable[[int], None]]
+"""Called with (stage label, expected inputs, the stage's teacher counters so far) when a stage starts;
+returns a callback for inputs done."""
 
 
 @dataclass
@@ -102,14 +107,21 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
         templates=templates,
         test_records=test,
         device=resolve_device(config.device),
+        budget=Budget(config.max_cost_usd),
+        failed=FailedRequests(folder.failed_requests_path),
     )
     fingerprint = _base_fingerprint(pipeline, train, test, options.limit)
+    # Review decisions (review.jsonl) change what each stage reading an earlier stage's records sees.
+    decisions = load_decisions(folder.root)
+    review_digest = decisions_digest(decisions)
     records_path: Path | None = None
     upstream_ran = False
     try:
         for spec in pipeline.stages:
             stage: Stage = registry("stage").get(spec.name)
             fingerprint = _stage_fingerprint(stage, spec, fingerprint, ctx, pipeline)
+            if review_digest and records_path is not None:
+                fingerprint = stable_hash(fingerprint, review_digest)
             entry = StageManifest(name=spec.name, folder=spec.folder, fingerprint=fingerprint)
             manifest.stages.append(entry)
             old = _previous_entry(previous, spec)
@@ -119,22 +131,30 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
             # A stage file deleted by hand makes the stage run again rather than hand on nothing, and a
             # stage that ran makes every later stage run, since its output may differ from last time.
             on_disk = records_path is None or records_path.exists()
+            # A stage whose requests failed after every retry runs again: the cache answers the rest.
+            had_failures = old is not None and old.teacher.get("failures", 0) > 0
             if (
                 old is not None
                 and old.status in ("done", "skipped")
                 and old.fingerprint == fingerprint
                 and on_disk
                 and not upstream_ran
+                and not had_failures
             ):
                 _skip(entry, old, ctx)
                 _record_outputs(manifest, ctx)
                 folder.write_manifest(manifest)
                 continue
-            resumable = old is not None and old.fingerprint == fingerprint and not stage.batch_input
+            resumable = old is not None and old.fingerprint == fingerprint
+            resumable = resumable and not stage.batch_input and not had_failures
             upstream_ran = True
             entry.status = "running"
             folder.write_manifest(manifest)
-            inputs = train if inputs_path is None else read_records(inputs_path, kept_only=True)
+            assert ctx.failed is not None
+            ctx.failed.begin_stage(spec.folder)
+            inputs = train if inputs_path is None else reviewed_records(inputs_path, decisions)
+            # For the progress bar's ETA: the data, or what the stage before handed on.
+            expected = len(train) if inputs_path is None else manifest.stages[-2].records_out
             _run_stage(
                 stage,
                 spec,
@@ -144,14 +164,21 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
                 records_path if stage.writes_records else None,
                 resumable,
                 options.progress,
+                expected,
             )
             # A local teacher holds GBs that training and evaluation need more.
             ctx.release_local_models()
             _record_outputs(manifest, ctx)
             folder.write_manifest(manifest)
         if records_path is not None:
-            _save_dataset(records_path, folder.root / "dataset")
+            _save_dataset(records_path, folder.root / "dataset", decisions)
         manifest.status = "done"
+    except BudgetExceeded as exc:
+        # A clean stop: what was written stays, and a re-run with a higher cap resumes the stage.
+        log.warning("%s", exc)
+        manifest.status = "stopped"
+        manifest.stopped_reason = str(exc)
+        _mark_running(manifest, "stopped")
     except KeyboardInterrupt:
         manifest.status = "interrupted"
         _mark_running(manifest, "failed")
@@ -177,13 +204,16 @@ def _run_stage(
     out_path: Path | None,
     resumable: bool,
     progress: ProgressHook | None,
+    expected: int | None,
 ) -> None:
     started = time.monotonic()
     before = sctx.run.engine_stats()
     done: set[str] = set()
+    done_inputs = 0
     if out_path is not None:
         if resumable:
             for record in read_records(out_path):
+                done_inputs += record.source_id not in done
                 done.update(filter(None, (record.id, record.source_id)))
                 entry.records_out += record.kept
         else:
@@ -192,19 +222,27 @@ def _run_stage(
     metrics_before = dict(sctx.run.metrics)
     counted = _Counter()
     fresh = (r.model_copy(update={"source_id": r.id}) for r in counted.count(inputs) if r.id not in done)
-    advance = progress(spec.folder, None) if progress else None
+    advance = None
+    if progress:
+        total = None if expected is None else max(expected - done_inputs, 0)
+        advance = progress(spec.folder, total, lambda: sctx.run.engine_stats().since(before))
     outputs = stage.run(fresh, sctx)
-    if out_path is None:
-        for _ in outputs:
-            if advance:
-                advance(1)
-    else:
-        with RecordWriter(out_path) as writer:
-            for batch in _batches_at_source_boundaries(outputs, WRITE_BATCH):
-                writer.write(batch)
-                entry.records_out += sum(1 for r in batch if r.kept)
+    try:
+        if out_path is None:
+            for _ in outputs:
                 if advance:
-                    advance(len({r.source_id for r in batch}))
+                    advance(1)
+        else:
+            with RecordWriter(out_path) as writer:
+                for batch in _batches_at_source_boundaries(outputs, WRITE_BATCH):
+                    writer.write(batch)
+                    entry.records_out += sum(1 for r in batch if r.kept)
+                    if advance:
+                        advance(len({r.source_id for r in batch}))
+    finally:
+        # Also when the stage stops early (a budget, a kill): the manifest says what it spent.
+        entry.teacher = sctx.run.engine_stats().since(before)
+        entry.seconds = round(time.monotonic() - started, 2)
     entry.records_in = counted.n
     if out_path is None:
         entry.records_out = counted.n
@@ -216,8 +254,6 @@ def _run_stage(
         entry.details["artifacts"] = new_artifacts
     if new_metrics:
         entry.details["metrics"] = new_metrics
-    entry.teacher = sctx.run.engine_stats().since(before)
-    entry.seconds = round(time.monotonic() - started, 2)
     entry.status = "done"
 
 
@@ -225,13 +261,22 @@ def _batches_at_source_boundaries(records: Iterable[Record], size: int) -> Itera
     """Batches of `size` records (or `WRITE_INTERVAL_S` seconds) that never split one input's outputs."""
     batch: list[Record] = []
     started = time.monotonic()
-    for record in records:
-        full = len(batch) >= size or time.monotonic() - started >= WRITE_INTERVAL_S
-        if batch and full and record.source_id != batch[-1].source_id:
-            yield batch
-            batch = []
-            started = time.monotonic()
-        batch.append(record)
+    try:
+        for record in records:
+            full = len(batch) >= size or time.monotonic() - started >= WRITE_INTERVAL_S
+            if batch and full and record.source_id != batch[-1].source_id:
+                yield batch
+                batch = []
+                started = time.monotonic()
+            batch.append(record)
+    except BaseException:
+        # The stage stopped (a budget, a crash, Ctrl-C): keep every input whose outputs are all here, and
+        # leave the last one, which may be cut short, to the resume.
+        last = batch[-1].source_id if batch else None
+        complete = [r for r in batch if r.source_id != last]
+        if complete:
+            yield complete
+        raise
     if batch:
         yield batch
 
@@ -306,7 +351,7 @@ def _stage_fingerprint(
 
 
 def _add_totals(manifest: Manifest) -> None:
-    totals: dict[str, int] = {}
+    totals: dict[str, float] = {}
     for entry in manifest.stages:
         if entry.status == "skipped":
             continue
@@ -321,11 +366,11 @@ def _mark_running(manifest: Manifest, status: str) -> None:
             entry.status = status  # type: ignore[assignment]
 
 
-def _save_dataset(records_path: Path, target: Path) -> None:
+def _save_dataset(records_path: Path, target: Path, decisions: dict[str, Decision]) -> None:
     """The kept records as a Hugging Face dataset (save_to_disk) plus one parquet file."""
     from datasets import Dataset
 
-    rows = [_dataset_row(r) for r in read_records(records_path, kept_only=True)]
+    rows = [_dataset_row(r) for r in reviewed_records(records_path, decisions)]
     if target.exists():
         shutil.rmtree(target)
     dataset = Dataset.from_list(rows) if rows else Dataset.from_dict({k: [] for k in _dataset_row(None)})
@@ -350,7 +395,9 @@ def _dataset_row(record: Record | None) -> dict[str, Any]:
         "rationale": record.rationale,
         "answer": record.answer,
         "agreement": record.agreement,
-        "verdicts": {name: v.model_dump() for name, v in record.verdicts.items()},
+        # JSON text: the critics differ from run to run, and a run with none would be an empty struct,
+        # which parquet cannot hold.
+        "verdicts": json.dumps({name: v.model_dump() for name, v in record.verdicts.items()}),
     }
 
 

@@ -1,12 +1,14 @@
 """The student's view of a record: the prompt it is shown and the completion it learns to write.
 
 Training and evaluation both build prompts here, so the student is evaluated on exactly the
-prompt format it was trained on.
+prompt format it was trained on. Distilling step-by-step (Hsieh et al., 2023) trains two tasks on
+one input, told apart by a prefix on the prompt: predict the label, and generate the rationale.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
 from synthdistill.records import Record
 from synthdistill.templates import Templates
@@ -14,15 +16,39 @@ from synthdistill.templates import Templates
 # The final-answer sentence the shipped prompts teach and parsing.py reads back.
 ANSWER_LINE = "The answer is {answer}."
 
+Task = Literal["label", "rationale"]
+"""The two tasks of step-by-step training."""
 
-def prompt_messages(templates: Templates, template: str, record: Record) -> list[dict[str, str]]:
-    """The chat messages the student sees for `record`."""
+
+def prompt_messages(
+    templates: Templates, template: str, record: Record, prefix: str = ""
+) -> list[dict[str, str]]:
+    """The chat messages the student sees for `record`; `prefix` starts the last user message."""
     variables: dict[str, Any] = {**record.input, "record": record}
-    return templates.render_messages(template, variables)
+    messages = templates.render_messages(template, variables)
+    if prefix:
+        last = max(i for i, message in enumerate(messages) if message["role"] == "user")
+        messages[last] = {**messages[last], "content": prefix + messages[last]["content"]}
+    return messages
 
 
 def target_text(record: Record) -> str:
-    """The completion the student learns: the rationale, then the answer sentence."""
-    answer = ANSWER_LINE.format(answer=record.answer)
+    """The completion the student learns: the rationale, then the answer sentence.
+
+    A record without a produced answer (a raw data item) falls back to its gold answer, so training on
+    the data alone is label-only training.
+    """
     rationale = (record.rationale or "").strip()
+    answer = label_text(record)
     return f"{rationale}\n{answer}" if rationale else answer
+
+
+def label_text(record: Record) -> str:
+    """The answer sentence alone: the label task's completion."""
+    answer = record.answer if record.answer is not None else record.gold
+    return ANSWER_LINE.format(answer=answer)
+
+
+def normalize_question(text: str) -> str:
+    """A question's text for leak checks: lower-cased, whitespace collapsed, trailing punctuation dropped."""
+    return re.sub(r"[\s.?!]+$", "", " ".join(str(text).split()).lower())

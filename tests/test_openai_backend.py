@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import time
@@ -175,6 +176,21 @@ def test_a_missing_key_variable_is_a_teacher_error_naming_it(monkeypatch: pytest
     config = TeacherConfig(backend="openai", model="m", api_key_env="SYNTHDISTILL_UNSET_KEY")
     with pytest.raises(TeacherError, match=r"SYNTHDISTILL_UNSET_KEY.*export SYNTHDISTILL_UNSET_KEY="):
         OpenAIBackend(config)
+
+
+def test_a_key_in_a_dotenv_file_is_used_without_entering_the_environment(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SYNTHDISTILL_DOTENV_KEY", raising=False)
+    (tmp_path / ".env").write_text(f"SYNTHDISTILL_DOTENV_KEY={KEY}\n")
+    with ScriptedServer(required_key=KEY) as server:
+        config = TeacherConfig(
+            backend="openai", model="m", api_base=server.url, api_key_env="SYNTHDISTILL_DOTENV_KEY"
+        )
+        asyncio.run(_run(config, Request(messages=MESSAGES)))
+        assert server.stats.faults["401"] == 0
+    assert "SYNTHDISTILL_DOTENV_KEY" not in os.environ
 
 
 def test_a_wrong_path_is_a_teacher_error_with_a_hint() -> None:

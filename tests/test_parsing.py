@@ -3,7 +3,13 @@
 import pytest
 
 from synthdistill.engine import ParseError
-from synthdistill.parsing import answers_match, extract_answer, normalize_answer, parse_rationale
+from synthdistill.parsing import (
+    answers_match,
+    choice_letter,
+    extract_answer,
+    normalize_answer,
+    parse_rationale,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,3 +56,19 @@ def test_answers_match_normalises_numbers_units_and_case(a, b, same):
 
 def test_normalize_keeps_multi_number_text_as_text():
     assert normalize_answer("3 cats and 2 dogs") == "3 cats and 2 dogs"
+
+
+@pytest.mark.parametrize(
+    ("value", "letter"),
+    [
+        ("B", "B"),
+        ("(b)", "B"),
+        ("Option C", "C"),
+        ("paris", "B"),
+        ("B) Paris", "B"),
+        ("Berlin", None),
+        ("D", None),
+    ],
+)
+def test_choice_letter_reads_a_letter_or_the_choice_text(value, letter):
+    assert choice_letter(value, ["London", "Paris", "Rome"]) == letter

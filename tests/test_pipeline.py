@@ -142,6 +142,9 @@ def test_failed_generate_resumes_without_repeating_finished_records(project):
         run(path)
     manifest = json.loads(Path("outputs/t/manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["stages"][0]["status"] == "failed"
+    # The inputs finished before the failure were written when the stage stopped.
+    written = len(list(read_records(Path("outputs/t/01-generate/records.jsonl"))))
+    assert written >= 1
     server.required_key = None
     server.responder = responder
     server.reset_stats()
@@ -149,8 +152,8 @@ def test_failed_generate_resumes_without_repeating_finished_records(project):
     assert resumed.status == "done"
     records = list(read_records(Path("outputs/t/01-generate/records.jsonl")))
     assert len(records) == 12 and len({r.id for r in records}) == 12
-    # What was paid for before the failure came from the cache.
-    assert resumed.teacher.cache_hits >= 6 * 3
+    # Written inputs are not asked again; what was paid for but not written came from the cache.
+    assert resumed.teacher.calls + resumed.teacher.cache_hits / 3 == 12 - written
     assert server.stats.by_path["/v1/chat/completions"] <= 12 - 6
 
 
@@ -166,10 +169,16 @@ def test_api_key_reaches_the_server_but_no_file_of_the_run_or_cache(project, mon
     monkeypatch.setenv("TEACHER_KEY", secret)
     server.required_key = secret
     path.write_text(path.read_text().replace("max_retries: 0}", "max_retries: 0, api_key_env: TEACHER_KEY}"))
-    manifest = run(path)
-    assert manifest.status == "done" and server.stats.faults["401"] == 0
+    # Some requests fail, so failed_requests.jsonl and the log hold error text too.
+    server.rate_500 = 0.3
+    from synthdistill.cli import main
+
+    assert main(["run", str(path), "--debug"]) == 1
+    assert server.stats.faults["401"] == 0 and server.stats.faults["500"] > 0
     files = [p for root in (Path("outputs"), synthdistill_home) for p in root.rglob("*") if p.is_file()]
-    assert any(p.suffix == ".sqlite" for p in files) and any(p.name == "manifest.json" for p in files)
+    names = {p.name for p in files}
+    assert {"manifest.json", "failed_requests.jsonl", "run.log", "pipeline.yaml"} <= names
+    assert any(p.suffix == ".sqlite" for p in files)
     for file in files:
         assert secret.encode() not in file.read_bytes(), f"the key leaked into {file}"
 
@@ -194,3 +203,94 @@ def test_a_stage_file_deleted_by_hand_is_made_again(project):
     manifest = run(path)
     assert [s.status for s in manifest.stages] == ["skipped", "done", "done"]
     assert manifest.stages[2].records_out == 12
+
+
+def test_requests_failing_every_retry_are_listed_and_a_rerun_retries_only_those(project):
+    path, server = project
+    responder = server.responder
+    broken = sorted(responder.gold)[:3]
+
+    def failing_on_three(messages, params, index):
+        if messages[-1]["content"] in broken:
+            raise RuntimeError("the scripted teacher fails on this question")
+        return responder(messages, params, index)
+
+    server.responder = failing_on_three
+    manifest = run(path)
+    assert manifest.status == "done" and manifest.teacher.failures == 3
+    lines = [json.loads(line) for line in Path("outputs/t/failed_requests.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 and {line["stage"] for line in lines} == {"01-generate"}
+    assert all("HTTP 500" in line["reason"] for line in lines)
+    assert sorted(line["request"]["messages"][-1]["content"] for line in lines) == broken
+    assert manifest.stages[2].records_out == 12 - 3
+
+    server.responder = responder
+    server.reset_stats()
+    again = run(path)
+    assert server.stats.by_path["/v1/chat/completions"] == 3
+    assert again.teacher.failures == 0 and again.stages[2].records_out == 12
+    assert not Path("outputs/t/failed_requests.jsonl").exists()
+
+
+def test_max_cost_usd_stops_cleanly_and_a_higher_cap_goes_on(project, capfd):
+    from synthdistill.cli import main
+
+    path, server = project
+    price = ["--set", "teacher.price={input_per_mtok: 1, output_per_mtok: 1}"]
+    code = main(["run", str(path), *price, "--set", "max_cost_usd=0.002"])
+    assert code == 1
+    assert "max_cost_usd=0.002" in capfd.readouterr().err
+    manifest = json.loads(Path("outputs/t/manifest.json").read_text())
+    assert manifest["status"] == "stopped" and manifest["stages"][0]["status"] == "stopped"
+    assert len(manifest["stages"]) == 1, "no later stage runs after a budget stop"
+    assert 0 < manifest["teacher"]["cost_usd"] <= 0.002
+    paid = server.stats.by_path["/v1/chat/completions"]
+    kept = list(read_records(Path("outputs/t/01-generate/records.jsonl")))
+    assert 0 < paid < 12 and len(kept) <= paid
+
+    assert main(["run", str(path), *price, "--set", "max_cost_usd=1"]) == 0
+    # Nothing paid for is paid again.
+    assert server.stats.by_path["/v1/chat/completions"] == 12
+    assert len(list(read_records(Path("outputs/t/01-generate/records.jsonl")))) == 12
+
+
+def test_editing_a_template_recalls_only_the_records_whose_prompt_changed(project):
+    path, server = project
+    template = path.parent.parent / "prompts" / "cot_rationale.j2"
+    template.write_text("<|user|>\n{{ question }}{% if answer | int > 20 %} (a big one){% endif %}\n")
+    run(path)
+    big = sum(1 for answer in server.responder.gold.values() if answer > 20)
+    assert 0 < big < 12
+    template.write_text(template.read_text().replace("(a big one)", "(a large one)"))
+    server.reset_stats()
+    manifest = run(path)
+    assert server.stats.by_path["/v1/chat/completions"] == big
+    assert manifest.teacher.cache_hits == (12 - big) * 3
+
+
+def test_dry_run_counts_calls_against_the_cache_and_sends_and_writes_nothing(project, capfd):
+    from synthdistill.cli import main
+    from synthdistill.dryrun import plan_pipeline
+
+    path, server = project
+    plans = plan_pipeline(load_pipeline(path), RunOptions())
+    generate = plans[0]
+    assert generate.planned is not None
+    assert (generate.inputs, generate.planned.requests, generate.planned.samples) == (12, 12, 36)
+    assert generate.planned.cached == 0 and generate.planned.completion_tokens == 12 * 3 * 192
+    assert plans[1].inputs is None and "01-generate" in plans[1].note
+    assert server.stats.requests == 0 and not Path("outputs").exists()
+
+    code = main(
+        ["run", str(path), "--dry-run", "--set", "teacher.price={input_per_mtok: 2, output_per_mtok: 10}"]
+    )
+    assert code == 0 and not Path("outputs").exists()
+    err = capfd.readouterr().err
+    worst = (generate.planned.prompt_tokens * 2 + generate.planned.completion_tokens * 10) / 1e6
+    assert "dry run" in err and f"{worst:.4f}" in err
+
+    run(path)
+    again = plan_pipeline(load_pipeline(path), RunOptions())
+    assert [p.planned.samples if p.planned else None for p in again] == [0, 0, 0]
+    assert again[0].planned is not None and again[0].planned.cached == 36
+    assert [p.inputs for p in again] == [12, 12, 36]

@@ -1,8 +1,18 @@
-"""evaluate: accuracy of base student, trained student and (optionally) teacher on the test split."""
+"""evaluate: accuracy of the base student, the trained student and (optionally) the teacher on held-out items.
+
+Answers are read with parsing.py, as the critics read them; each accuracy carries a seeded percentile
+bootstrap interval, and the student's gain over its base a paired one, so a reader sees whether a gain
+is real. The teacher can also judge student against base on open-ended prompts, in both orders. The
+metrics go to the manifest and the model card, predictions and judgments to the stage folder, and a
+plot to `accuracy.png`. `evaluate_model` runs the same on any model and data file, without a pipeline.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +28,27 @@ from synthdistill.student import prompt_messages
 from synthdistill.teachers.base import Request
 
 
+class JudgeConfig(BaseModel):
+    """The teacher's pairwise judgment of student against base."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = Field(
+        "eval_compare.j2", description="Judge prompt; variables question, answer_a, answer_b."
+    )
+    items: int = Field(50, ge=1, description="Prompts judged (each in both orders, so twice the calls).")
+    source: str | None = Field(
+        None, description="A file of open-ended prompts (question field); None judges the test split's."
+    )
+    fields: dict[str, str | dict[str, str]] = Field(
+        default_factory=dict, description="Field mapping for `source`, as in data.fields."
+    )
+    answer_template: str | None = Field(
+        None, description="The prompt the models answer; None uses the evaluation template."
+    )
+    max_tokens: int = Field(16, ge=1, description="Most tokens of a judgment (one word is asked for).")
+
+
 class EvaluateConfig(BaseModel):
     """Options of the evaluate stage."""
 
@@ -27,40 +58,194 @@ class EvaluateConfig(BaseModel):
         "cot_student.j2", description="Prompt template; the train stage's, so formats agree."
     )
     max_tokens: int = Field(192, ge=1, description="Most new tokens per answer (greedy decoding).")
+    base: bool = Field(True, description="Whether to evaluate the untrained student too, for the gain.")
     teacher: bool = Field(False, description="Whether to evaluate the teacher too (costs teacher calls).")
     teacher_template: str | None = Field(
         None, description="Template for the teacher's evaluation; None uses `template`."
     )
     batch_size: int = Field(32, ge=1, description="Sequences per local generate() call.")
+    resamples: int = Field(1000, ge=100, description="Bootstrap resamples for the 95% intervals.")
+    judge: JudgeConfig | None = Field(
+        None, description="Teacher-judged win rate of student over base; None skips it (it costs calls)."
+    )
+    plot: bool = Field(True, description="Whether to save accuracy.png in the stage folder.")
 
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """Evaluate each model on the test split; metrics go to the manifest, predictions to the stage folder."""
+    from synthdistill.modelcard import add_metrics, prompt_prefix
+
     config: EvaluateConfig = ctx.config
     test = ctx.test_records
     if not test:
         ctx.log.warning("the test split is empty (data.split.test: 0); nothing to evaluate")
-    models: list[tuple[str, Engine, str]] = []
-    student = ctx.pipeline.config.student.model
     local = {"backend": "transformers", "batch_size": config.batch_size}
-    models.append(("base", ctx.engine(TeacherConfig(model=student, **local)), config.template))
-    if "student_model" in ctx.artifacts:
-        trained = str(ctx.artifacts["student_model"])
-        models.append(("student", ctx.engine(TeacherConfig(model=trained, **local)), config.template))
+    models: list[tuple[str, Engine, str, str]] = []
+    if config.base:
+        base = ctx.engine(TeacherConfig(model=ctx.pipeline.config.student.model, **local))
+        models.append(("base", base, config.template, ""))
+    trained = ctx.artifacts.get("student_model")
+    if trained is not None:
+        # A step-by-step student answers the label task, as it was trained to.
+        prefix = prompt_prefix(Path(trained))
+        models.append(
+            ("student", ctx.engine(TeacherConfig(model=str(trained), **local)), config.template, prefix)
+        )
     if config.teacher:
-        models.append(("teacher", ctx.engine(), config.teacher_template or config.template))
-    for label, engine, template in models:
-        ctx.metrics[label] = _evaluate(label, engine, template, test, config, ctx)
+        models.append(("teacher", ctx.engine(), config.teacher_template or config.template, ""))
+    scores: dict[str, list[float]] = {}
+    for label, engine, template, prefix in models:
+        ctx.metrics[label], scores[label] = _accuracy(label, engine, template, prefix, test, config, ctx)
+    if "base" in scores and "student" in scores:
+        from synthdistill.stats import paired_bootstrap
+
+        gain = paired_bootstrap(scores["student"], scores["base"], resamples=config.resamples, seed=ctx.seed)
+        ctx.metrics["student"] = {**ctx.metrics["student"], "gain_over_base": gain}
+    if config.judge is not None and "base" in scores and "student" in scores:
+        ctx.metrics["judge"] = _judge(config.judge, models, ctx)
+    if config.plot and models:
+        ctx.artifacts["accuracy_plot"] = _plot(ctx)
+    if trained is not None:
+        add_metrics(
+            Path(trained), {k: v for k, v in ctx.metrics.items() if k in {m[0] for m in models} | {"judge"}}
+        )
     yield from records
 
 
-def _evaluate(
-    label: str, engine: Engine, template: str, test: list[Record], config: EvaluateConfig, ctx: StageContext
-) -> dict[str, Any]:
+def evaluate_model(
+    model: str,
+    data: str,
+    *,
+    fields: dict[str, str | dict[str, str]] | None = None,
+    base: str | None = None,
+    template: str = "cot_student.j2",
+    max_tokens: int = 192,
+    limit: int | None = None,
+    output: Path | None = None,
+    device: str = "auto",
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Accuracy of `model` (and of `base`, when given) on a data file; the API of `synthdistill evaluate`.
+
+    Predictions and the plot go to `output` (default outputs/evaluate-<model folder name>).
+    """
+    from synthdistill.config import (
+        DataConfig,
+        Pipeline,
+        PipelineConfig,
+        SplitConfig,
+        StageSpec,
+        StudentConfig,
+    )
+    from synthdistill.context import RunContext
+    from synthdistill.devices import resolve_device
+    from synthdistill.models import resolve_model
+    from synthdistill.runfolder import RunFolder
+    from synthdistill.templates import Templates
+
+    here = Path.cwd()
+    items = load_items(data, fields or {}, {}, here, file="--data", key="")
+    if limit is not None:
+        items = items[:limit]
+    test = [Record.from_input(item) for item in items]
+    model_path = resolve_model(model)
+    folder = output or Path("outputs") / f"evaluate-{model_path.name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    stage_config = EvaluateConfig(template=template, max_tokens=max_tokens, base=base is not None)
+    config = PipelineConfig(
+        name="evaluate",
+        seed=seed,
+        device=device,
+        student=StudentConfig(model=base or model),
+        data=DataConfig(source=data, fields=fields or {}, split=SplitConfig(train=1, test=len(test))),
+        stages=[{"evaluate": stage_config.model_dump()}],
+    )
+    spec = StageSpec(name="evaluate", index=1, config=stage_config)
+    pipeline = Pipeline(config=config, stages=[spec], path=here / "evaluate.yaml", raw={})
+    ctx = RunContext(
+        pipeline=pipeline,
+        run=RunFolder(folder),
+        templates=Templates.for_pipeline(here),
+        test_records=test,
+        device=resolve_device(device),
+        artifacts={"student_model": model_path},
+    )
+    try:
+        list(run([], StageContext(ctx, spec, folder)))
+    finally:
+        ctx.close()
+    (folder / "metrics.json").write_text(json.dumps(ctx.metrics, indent=2), encoding="utf-8")
+    return ctx.metrics
+
+
+def load_items(
+    source: str,
+    fields: dict[str, str | dict[str, str]],
+    options: dict[str, Any],
+    base_dir: Path,
+    *,
+    file: str,
+    key: str,
+    count: int = 1000,
+) -> list[dict[str, Any]]:
+    """Every mapped item of one data file (de-duplicated by question, in a seeded order), for evaluation
+    sets and training mixes; errors are one-line DataErrors naming `file` and `key`."""
+    from synthdistill.config import DataConfig
+    from synthdistill.data import _compile_fields, _items
+
+    # data.py exposes splits only; its per-source reader and field mapping are what a single file needs.
+    config = DataConfig(source=source, fields=fields, options=options)
+    # A file is read whole; a builtin task is asked for `count` items.
+    return _items(source, key, config, _compile_fields(fields, file), 0, count, base_dir, file)
+
+
+def parse_judgment(text: str) -> str | None:
+    """'A', 'B' or 'tie' from a judge's reply ("A", "Answer B is better.", "Tie."), or None."""
+    match = _JUDGMENT.search(text)
+    if match is None:
+        return None
+    word = match.group(1)
+    return "tie" if word.lower() == "tie" else word.upper()
+
+
+def combine_judgments(first: str | None, second: str | None) -> str | None:
+    """One prompt's outcome for the student from its two judgments: student in A first, then in B.
+
+    Each judgment counts +1 for the student, -1 for the base, 0 for a tie; the sign of the sum decides,
+    so judgments that flip with the order make a tie. None when neither judgment could be read.
+    """
+    votes = []
+    if first is not None:
+        votes.append({"A": 1, "B": -1, "tie": 0}[first])
+    if second is not None:
+        votes.append({"A": -1, "B": 1, "tie": 0}[second])
+    if not votes:
+        return None
+    total = sum(votes)
+    return "win" if total > 0 else "loss" if total < 0 else "tie"
+
+
+_JUDGMENT = re.compile(r"\b(A|B|tie)\b", re.IGNORECASE)
+
+
+def _accuracy(
+    label: str,
+    engine: Engine,
+    template: str,
+    prefix: str,
+    test: list[Record],
+    config: EvaluateConfig,
+    ctx: StageContext,
+) -> tuple[dict[str, Any], list[float]]:
+    from synthdistill.stats import bootstrap_ci
+
     requests = (
         (
             record,
-            Request(messages=prompt_messages(ctx.templates, template, record), max_tokens=config.max_tokens),
+            Request(
+                messages=prompt_messages(ctx.templates, template, record, prefix),
+                max_tokens=config.max_tokens,
+            ),
         )
         for record in test
     )
@@ -76,18 +261,132 @@ def _evaluate(
     path.unlink(missing_ok=True)
     with RecordWriter(path) as writer:
         writer.write(rows)
-    correct = sum(row.verdicts["correct"].passed for row in rows)
+    scores = [float(row.verdicts["correct"].passed) for row in rows]
+    correct = int(sum(scores))
     accuracy = correct / len(test) if test else 0.0
-    ctx.log.info("%s accuracy %.3f on %d items", label, accuracy, len(test))
-    return {"accuracy": round(accuracy, 4), "correct": correct, "n": len(test)}
+    low, high = bootstrap_ci(scores, resamples=config.resamples, seed=ctx.seed)
+    ctx.log.info("%s accuracy %.3f [%.3f, %.3f] on %d items", label, accuracy, low, high, len(test))
+    return {"accuracy": round(accuracy, 4), "ci": [low, high], "correct": correct, "n": len(test)}, scores
+
+
+def _judge(
+    judge: JudgeConfig, models: list[tuple[str, Engine, str, str]], ctx: StageContext
+) -> dict[str, Any]:
+    """Student and base answer the judge's prompts; the teacher judges each pair in both orders."""
+    if judge.source is not None:
+        file = str(ctx.pipeline.path)
+        key = f"stages[{ctx.spec.index - 1}].evaluate.judge.source"
+        items = load_items(judge.source, judge.fields, {}, ctx.pipeline.base_dir, file=file, key=key)
+        prompts = [Record.from_input(item) for item in items[: judge.items]]
+    else:
+        prompts = ctx.test_records[: judge.items]
+    answers: dict[str, list[str]] = {}
+    by_label = {label: (engine, template, prefix) for label, engine, template, prefix in models}
+    for label in ("student", "base"):
+        engine, template, prefix = by_label[label]
+        template = judge.answer_template or template
+        requests = (
+            (
+                r,
+                Request(
+                    messages=prompt_messages(ctx.templates, template, r, prefix),
+                    max_tokens=ctx.config.max_tokens,
+                ),
+            )
+            for r in prompts
+        )
+        # The test split's answers come from the call cache: accuracy asked the same.
+        answers[label] = [samples[0].text.strip() if samples else "" for _, samples in engine.map(requests)]
+    result = judge_win_rate(
+        prompts, answers, ctx.engine(), ctx.templates, judge, folder=ctx.folder, seed=ctx.seed,
+        resamples=ctx.config.resamples,
+    )  # fmt: skip
+    ctx.log.info("judge: student wins %(wins)d, ties %(ties)d, loses %(losses)d of %(n)d prompts", result)
+    return result
+
+
+def judge_win_rate(
+    prompts: list[Record],
+    answers: dict[str, list[str]],
+    judge: Engine,
+    templates: Any,
+    config: JudgeConfig,
+    *,
+    folder: Path | None = None,
+    seed: int = 0,
+    resamples: int = 1000,
+) -> dict[str, Any]:
+    """The judge's verdicts on `answers["student"]` against `answers["base"]`, both orders per prompt.
+
+    A prompt's outcome comes from `combine_judgments`; the win rate counts a tie as half a win, over the
+    prompts with a readable judgment. Judgments go to `folder`/judgments.jsonl when given.
+    """
+    from synthdistill.stats import bootstrap_ci
+
+    def requests() -> Iterator[tuple[tuple[int, int], Request]]:
+        for i, record in enumerate(prompts):
+            question = str(record.input.get("question", ""))
+            student, base = answers["student"][i], answers["base"][i]
+            for order, (a, b) in enumerate(((student, base), (base, student))):
+                variables = {"question": question, "answer_a": a, "answer_b": b}
+                messages = templates.render_messages(config.template, variables)
+                yield (i, order), Request(messages=messages, max_tokens=config.max_tokens)
+
+    verdicts: list[list[str | None]] = [[None, None] for _ in prompts]
+    texts: list[list[str]] = [["", ""] for _ in prompts]
+    for (i, order), samples in judge.map(requests()):
+        texts[i][order] = samples[0].text if samples else ""
+        verdicts[i][order] = parse_judgment(texts[i][order])
+    outcomes = [combine_judgments(*pair) for pair in verdicts]
+    if folder is not None:
+        with (folder / "judgments.jsonl").open("w", encoding="utf-8") as handle:
+            for i, record in enumerate(prompts):
+                row = {
+                    "id": record.id,
+                    "question": record.input.get("question"),
+                    "student": answers["student"][i],
+                    "base": answers["base"][i],
+                    "judge_student_first": texts[i][0],
+                    "judge_base_first": texts[i][1],
+                    "outcome": outcomes[i],
+                }
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    counted = [o for o in outcomes if o is not None]
+    scores = [{"win": 1.0, "tie": 0.5, "loss": 0.0}[o] for o in counted]
+    low, high = bootstrap_ci(scores, resamples=resamples, seed=seed)
+    return {
+        "win_rate": round(sum(scores) / len(scores), 4) if scores else 0.0,
+        "ci": [low, high],
+        "wins": counted.count("win"),
+        "ties": counted.count("tie"),
+        "losses": counted.count("loss"),
+        "unreadable": len(prompts) - len(counted),
+        "n": len(prompts),
+    }
+
+
+def _plot(ctx: StageContext) -> Path:
+    from synthdistill.plots import accuracy_plot
+
+    manifest = ctx.run.run.read_manifest()
+    stages = [s for s in manifest.stages if s.folder != ctx.spec.folder] if manifest else []
+    # The first bar is the training split the run started from, then what each stage handed on.
+    counts = [("data", stages[0].records_in)] if stages else []
+    counts += [(s.folder, s.records_out) for s in stages if s.status in ("done", "skipped")]
+    return accuracy_plot(ctx.folder / "accuracy.png", ctx.metrics, counts)
 
 
 STAGE = Stage(
     name="evaluate",
     config=EvaluateConfig,
     run=run,
-    summary="Accuracy of base, student (and teacher) on the held-out split.",
-    inputs=lambda config: [config.template] + ([config.teacher_template] if config.teacher_template else []),
+    summary="Accuracy (with bootstrap intervals) of base, student (and teacher); judge win rate.",
+    inputs=lambda config: (
+        [config.template]
+        + ([config.teacher_template] if config.teacher_template else [])
+        + ([config.judge.template] if config.judge else [])
+        + ([config.judge.answer_template] if config.judge and config.judge.answer_template else [])
+    ),
     batch_input=True,
     writes_records=False,
     uses=("student", "teacher"),

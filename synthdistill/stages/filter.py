@@ -1,18 +1,25 @@
-"""filter: run critics in order, batch by batch; a record is kept when every critic passes it."""
+"""filter: run critics in order, batch by batch; a record is kept when every critic passes it.
+
+Every record is written to the stage file, the dropped ones too: each carries the verdict of every
+critic that saw it, and `dropped_by` names the critic that dropped it. A critic sees only the records
+that the critics before it passed. Per critic, the manifest records how many records it saw, passed
+and dropped, and the seconds it took (`details.critics`), and the terminal shows them as a table.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from synthdistill.context import StageContext
-from synthdistill.critics import Critic, build_critic
+from synthdistill.critics import Critic, build_critic, critic_folders, known_critics
 from synthdistill.errors import CriticError
-from synthdistill.records import Record
+from synthdistill.records import Record, Verdict
 from synthdistill.stages import Stage
 
 
@@ -23,7 +30,9 @@ class FilterConfig(BaseModel):
 
     critics: list[str | dict[str, dict[str, Any]]] = Field(
         description="Critics in order, each a name or {name: options}: "
-        "[answer_match, {length: {max_words: 200}}]."
+        "[answer_match, {length: {max_words: 200}}]. A name is a built-in or plugin critic, one defined in "
+        "critics/*.py beside the pipeline file or in the project's critics/ folder, or a dotted path "
+        "package.module:Class."
     )
     batch_size: int = Field(
         256, ge=1, description="Records scored per critic call (embedding critics batch)."
@@ -31,16 +40,29 @@ class FilterConfig(BaseModel):
 
     @field_validator("critics")
     @classmethod
-    def _known(cls, value: list[str | dict[str, Any]]) -> list[str | dict[str, Any]]:
-        from synthdistill.registry import registry
-
-        critics = registry("critic")
+    def _known(cls, value: list[str | dict[str, Any]], info: ValidationInfo) -> list[str | dict[str, Any]]:
+        # The pipeline's folder comes in the validation context, when the loader passes it.
+        base_dir = (info.context or {}).get("base_dir")
+        folders = critic_folders(None if base_dir is None else Path(base_dir))
+        names: list[str] | None = None
+        seen: set[str] = set()
         for entry in value:
             name = entry if isinstance(entry, str) else next(iter(entry), "")
             if isinstance(entry, dict) and len(entry) != 1:
                 raise ValueError(f"a critic entry is a name or one {{name: options}}, got {entry!r}")
-            if name not in critics:
-                raise ValueError(f"unknown critic {name!r}; valid critics: {', '.join(critics.names())}")
+            if name in seen:
+                raise ValueError(
+                    f"critic {name!r} is named twice; verdicts are kept by critic name, so merge the entries"
+                )
+            seen.add(name)
+            if ":" in name:
+                continue  # a dotted path is imported when the stage runs; its errors name it then
+            names = names if names is not None else known_critics(folders)
+            if name not in names:
+                raise ValueError(
+                    f"unknown critic {name!r}; valid critics: {', '.join(names)} "
+                    "(or a dotted path package.module:Class)"
+                )
         return value
 
 
@@ -48,6 +70,12 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """Score batches with each critic; record every verdict; drop at the first failing critic."""
     config: FilterConfig = ctx.config
     critics = [build_critic(entry, ctx) for entry in config.critics]
+    names = [c.name for c in critics]
+    if len(set(names)) != len(names):
+        raise CriticError(
+            f"the filter names a critic twice ({', '.join(names)}): verdicts are stored by critic name, "
+            "so merge the two entries into one"
+        )
     stats = {c.name: {"seen": 0, "passed": 0, "dropped": 0, "seconds": 0.0} for c in critics}
     iterator = iter(records)
     while batch := list(islice(iterator, config.batch_size)):
@@ -75,20 +103,45 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     ctx.details["critics"] = stats
 
 
-def _score(critic: Critic, records: list[Record]) -> list[Any]:
+def critic_templates(config: FilterConfig) -> list[str]:
+    """The templates the filter's critics read (llm_judge rubrics), for the fingerprint and the check."""
+    from synthdistill.critics.llm_judge import DEFAULT_TEMPLATES
+
+    templates = []
+    for entry in config.critics:
+        if isinstance(entry, dict) and "llm_judge" in entry:
+            options = entry["llm_judge"] or {}
+            templates.append(options.get("template") or DEFAULT_TEMPLATES[options.get("mode", "score")])
+        elif entry == "llm_judge":
+            templates.append(DEFAULT_TEMPLATES["score"])
+    return templates
+
+
+def _score(critic: Critic, records: list[Record]) -> list[Verdict]:
     try:
         verdicts = critic.score(records)
+    except CriticError as exc:
+        raise CriticError(
+            f"critic {critic.name!r} on a batch starting at record {records[0].id}: {exc}"
+        ) from exc
     except Exception as exc:
         raise CriticError(
             f"critic {critic.name!r} raised {type(exc).__name__}: {exc} on a batch starting at record "
             f"{records[0].id}; fix the critic or remove it from the filter"
         ) from exc
-    if len(verdicts) != len(records):
+    if not isinstance(verdicts, list | tuple) or len(verdicts) != len(records):
+        got = len(verdicts) if isinstance(verdicts, list | tuple) else type(verdicts).__name__
         raise CriticError(
-            f"critic {critic.name!r} returned {len(verdicts)} verdicts for {len(records)} records "
+            f"critic {critic.name!r} returned {got} verdicts for {len(records)} records "
             f"(batch starting at record {records[0].id}); it must return one per record"
         )
-    return verdicts
+    for record, verdict in zip(records, verdicts, strict=True):
+        if not isinstance(verdict, Verdict):
+            raise CriticError(
+                f"critic {critic.name!r} returned {type(verdict).__name__} instead of a Verdict for record "
+                f"{record.id}; return synthdistill.records.Verdict(passed=..., score=..., reason=...)"
+            )
+    return list(verdicts)
 
 
 STAGE = Stage(
@@ -96,4 +149,7 @@ STAGE = Stage(
     config=FilterConfig,
     run=run,
     summary="Judge records with critics; keep those every critic passes.",
+    inputs=critic_templates,
+    # A judge is a teacher and token bounds count in the student's tokenizer: either changing re-judges.
+    uses=("teacher", "student"),
 )

@@ -1,20 +1,46 @@
-"""generate: render a template per record, sample n teacher completions, parse rationale and answer."""
+"""generate: render a template per record, sample n teacher completions, parse what the stage asks for.
+
+`parse` says what a sample holds: a rationale and final answer, plain text, or, for symbolic knowledge
+(synthdistill/symbolic.py), a list of events or of tails, each of which becomes a child record. `expand`
+fans a record out into one request per combination of template values (one per relation, say), and each
+output record carries its values in its input.
+"""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synthdistill.context import StageContext
 from synthdistill.engine import Parser
 from synthdistill.parsing import parse_rationale
-from synthdistill.records import Provenance, Record
+from synthdistill.records import Provenance, Record, Sample, stable_hash
 from synthdistill.stages import Stage
+from synthdistill.symbolic import event_records, parse_events, parse_tails, triple_records
 from synthdistill.teachers.base import Request
 
-_PARSERS: dict[str, Parser | None] = {"rationale": parse_rationale, "text": None}
+_PARSERS: dict[str, Parser | None] = {
+    "rationale": parse_rationale,
+    "text": None,
+    "events": parse_events,
+    "triples": parse_tails,
+}
+_CHILDREN = {"events": event_records, "triples": triple_records}
+
+# (expanded values, samples) for each request made for one record.
+_Answered = list[tuple[dict[str, str], list[Sample]]]
+
+
+class _Payload(NamedTuple):
+    """What a request was made for: its record, the record's place in its chunk, the expanded values."""
+
+    chunk_requests: int
+    position: int
+    record: Record
+    values: dict[str, str]
 
 
 class GenerateConfig(BaseModel):
@@ -31,12 +57,31 @@ class GenerateConfig(BaseModel):
     # Rationales need room: at 96 new tokens most of SmolLM2's right answers were cut off (LAB.md).
     max_tokens: int = Field(192, ge=1, description="Most new tokens per sample.")
     stop: list[str] = Field(default_factory=list, description="Strings that end a sample.")
-    parse: Literal["rationale", "text"] = Field(
-        "rationale", description="How to read a sample: rationale + final answer, or the plain text."
+    parse: Literal["rationale", "text", "events", "triples"] = Field(
+        "rationale",
+        description="How to read a sample: rationale + final answer; the plain text; a numbered list of "
+        "events (one child record per event, input {head}); or a numbered list of tails (one child per "
+        "tail, input {head, relation, question}, answer = the tail).",
+    )
+    expand: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Template variables to fan out: one request per record and combination of values "
+        "(for example {relation: [xIntent, xWant]}); each output record carries its values in its "
+        "input. Empty makes one request per record.",
     )
     parse_retries: int = Field(
         0, ge=0, le=10, description="Extra samples asked for when a sample cannot be parsed (sampling only)."
     )
+
+    @field_validator("expand")
+    @classmethod
+    def _values(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, values in value.items():
+            if not values:
+                raise ValueError(f"expand.{name} has no values; give at least one or remove it")
+            if len(set(values)) < len(values):
+                raise ValueError(f"expand.{name} repeats a value; list each once")
+        return value
 
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
@@ -50,52 +95,135 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
         model=teacher.model,
         template=config.template,
         template_hash=ctx.templates.hash(config.template),
-        params=config.model_dump(exclude={"template", "parse", "parse_retries"}),
+        params=config.model_dump(exclude={"template", "parse", "parse_retries", "expand"}),
     )
+    names = list(config.expand)
+    combinations = [
+        dict(zip(names, values, strict=True)) for values in itertools.product(*config.expand.values())
+    ]
 
-    def requests() -> Iterator[tuple[Record, Request]]:
-        for record in records:
-            messages = ctx.templates.render_messages(config.template, _variables(record))
-            yield (
-                record,
-                Request(
-                    messages=messages,
-                    n=config.n,
-                    temperature=config.temperature,
-                    top_p=config.top_p,
-                    max_tokens=config.max_tokens,
-                    stop=config.stop,
-                    seed=ctx.seed,
-                ),
+    # Expanded requests go value-major within a chunk of records, so that consecutive requests share
+    # their template's prefix (a relation's instruction and examples), which a local teacher computes
+    # once per batch; outputs still come out record by record, in input order.
+    chunk = ctx.pipeline.config.teacher.batch_size if len(combinations) > 1 else 1
+
+    def requests() -> Iterator[tuple[_Payload, Request]]:
+        for group in _chunks(records, chunk):
+            for values in combinations:
+                for position, record in enumerate(group):
+                    messages = ctx.templates.render_messages(config.template, _variables(record, values))
+                    payload = _Payload(len(group) * len(combinations), position, record, values)
+                    yield (
+                        payload,
+                        Request(
+                            messages=messages,
+                            n=config.n,
+                            temperature=config.temperature,
+                            top_p=config.top_p,
+                            max_tokens=config.max_tokens,
+                            stop=config.stop,
+                            seed=ctx.seed,
+                        ),
+                    )
+
+    counts = {"samples_parsed": 0, "samples_failed": 0, "records_made": 0}
+    by_value: dict[str, dict[str, int]] = {}
+    answers = engine.map(requests(), _PARSERS[config.parse], parse_retries=config.parse_retries)
+    pending: list[tuple[_Payload, list[Sample]]] = []
+    for payload, samples in answers:
+        pending.append((payload, samples))
+        if len(pending) < payload.chunk_requests:
+            continue
+        # engine.map keeps input order, so a chunk is complete once its last request is answered.
+        # sort is stable: a record's answers stay in the order of its expanded values.
+        pending.sort(key=lambda answer: answer[0].position)
+        for _, group in itertools.groupby(pending, key=lambda answer: answer[0].position):
+            pairs = list(group)
+            record = pairs[0][0].record
+            answered = [(p.values, group_samples) for p, group_samples in pairs]
+            outputs = _outputs(record, answered, config.parse, provenance)
+            _count(answered, outputs, counts, by_value)
+            yield from outputs
+        pending = []
+    total = counts["samples_parsed"] + counts["samples_failed"]
+    ctx.details.update(counts)
+    ctx.details["parse_rate"] = round(counts["samples_parsed"] / total, 4) if total else None
+    if by_value:
+        ctx.details["by_value"] = by_value
+
+
+def _outputs(record: Record, answered: _Answered, parse: str, provenance: Provenance) -> list[Record]:
+    """The records made from one input: itself answered, one per expanded value, or its children."""
+    every = [sample for _, samples in answered for sample in samples]
+    made: list[Record] = []
+    if parse in _CHILDREN:
+        made = _CHILDREN[parse](record, answered, provenance)
+    else:
+        for values, samples in answered:
+            good = [s for s in samples if s.error is None]
+            if not good:
+                continue
+            produced = {
+                "rationale": good[0].fields.get("rationale", good[0].text),
+                "answer": good[0].fields.get("answer"),
+            }
+            if not values:
+                update = {"samples": samples, "provenance": [*record.provenance, provenance], **produced}
+                made.append(record.model_copy(update=update))
+                continue
+            inputs = {**record.input, **values}
+            made.append(
+                Record(
+                    id=stable_hash(record.id, inputs, produced),
+                    parent_id=record.id,
+                    source_id=record.id,
+                    input=inputs,
+                    samples=samples,
+                    provenance=[*record.provenance, provenance],
+                    **produced,
+                )
             )
-
-    parsed = failed = 0
-    for record, samples in engine.map(requests(), _PARSERS[config.parse], parse_retries=config.parse_retries):
-        good = [s for s in samples if s.error is None]
-        parsed += len(good)
-        failed += len(samples) - len(good)
-        update: dict[str, Any] = {"samples": samples, "provenance": [*record.provenance, provenance]}
-        if good:
-            update["rationale"] = good[0].fields.get("rationale", good[0].text)
-            update["answer"] = good[0].fields.get("answer")
-            yield record.model_copy(update=update)
-        else:
-            reasons = sorted({s.error or "" for s in samples})
-            yield record.model_copy(update=update).drop(
-                "generate", "no parsable sample: " + "; ".join(reasons)
-            )
-    ctx.details.update({"samples_parsed": parsed, "samples_failed": failed})
+    if made:
+        return made
+    reasons = sorted({s.error or "" for s in every}) or ["no sample"]
+    update = {"samples": every, "provenance": [*record.provenance, provenance]}
+    return [record.model_copy(update=update).drop("generate", "no parsable sample: " + "; ".join(reasons))]
 
 
-def _variables(record: Record) -> dict[str, Any]:
-    return {**record.input, "record": record}
+def _count(
+    answered: _Answered, outputs: list[Record], counts: dict[str, int], by_value: dict[str, dict[str, int]]
+) -> None:
+    made = [r for r in outputs if r.kept]
+    counts["records_made"] += len(made)
+    for values, samples in answered:
+        parsed = sum(s.error is None for s in samples)
+        counts["samples_parsed"] += parsed
+        counts["samples_failed"] += len(samples) - parsed
+        if not values:
+            continue
+        entry = by_value.setdefault(
+            ",".join(values.values()), {"samples_parsed": 0, "samples_failed": 0, "records_made": 0}
+        )
+        entry["samples_parsed"] += parsed
+        entry["samples_failed"] += len(samples) - parsed
+        entry["records_made"] += sum(all(r.input.get(k) == v for k, v in values.items()) for r in made)
+
+
+def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    iterator = iter(records)
+    while group := list(itertools.islice(iterator, size)):
+        yield group
+
+
+def _variables(record: Record, values: dict[str, str]) -> dict[str, Any]:
+    return {**record.input, **values, "record": record}
 
 
 STAGE = Stage(
     name="generate",
     config=GenerateConfig,
     run=run,
-    summary="Sample rationales and answers from the teacher.",
+    summary="Sample rationales and answers (or events and triples) from the teacher.",
     inputs=lambda config: [config.template],
     uses=("teacher",),
 )

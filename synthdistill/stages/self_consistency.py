@@ -1,21 +1,43 @@
 """self_consistency: vote over each record's samples, record the agreement, hand on the rationales.
 
 Each kept rationale becomes a record of its own (a child of the problem), so that critics and
-training see one rationale at a time; identical rationales are handed on once.
+training see one rationale at a time; identical rationales are handed on once. Answers are
+normalised before the vote ("1,000" and "1000" are one answer), and every record, kept or dropped,
+carries the share of its samples that agree with its answer.
+
+With `rationalize`, a problem whose samples all miss the gold answer is asked again with the gold
+answer as a hint (STaR's rationalisation). The hint goes only into that request: the child's input
+is the problem's, so the student's training prompt never sees it. A hinted rationale is kept only
+when it reaches the gold answer, states it in its own last step with right arithmetic, and does not
+mention the hint; its provenance says `rationalized: true`.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdistill.context import StageContext
-from synthdistill.parsing import answers_match, normalize_answer
-from synthdistill.records import Record, Sample
+from synthdistill.critics.consistency import check_consistency
+from synthdistill.parsing import answers_match, normalize_answer, parse_rationale
+from synthdistill.records import Provenance, Record, Sample
 from synthdistill.stages import Stage
+from synthdistill.teachers.base import Request
+
+STAGE_NAME = "self_consistency"
+# Phrases by which a hinted rationale gives away that it was told the answer.
+_HINT_LEAK = re.compile(
+    r"\bhint\b|\b(?:we are|i was|i am|we were|you are) (?:told|given)\b"
+    r"|\bgiven answer\b|\bcorrect answer is\b",
+    re.IGNORECASE,
+)
+# Records handed to the teacher together for rationalisation; the rest stream through.
+_CHUNK = 64
 
 
 class SelfConsistencyConfig(BaseModel):
@@ -39,42 +61,91 @@ class SelfConsistencyConfig(BaseModel):
     max_per_record: int | None = Field(
         None, ge=1, description="Most rationales handed on per record; None hands on all that qualify."
     )
+    # STaR's rationalisation: off by default, since it costs teacher calls and its rationales need checking.
+    rationalize: bool = Field(
+        False,
+        description="Whether a problem with a gold answer that no sample reaches is sampled again with the "
+        "gold answer as a hint (STaR's rationalisation); kept rationales are marked in provenance.",
+    )
+    rationalize_template: str = Field(
+        "cot_rationalize.j2", description="Template of the hinted request; it gets `hint`, the gold answer."
+    )
+    rationalize_n: int = Field(2, ge=1, le=32, description="Hinted samples asked for per unsolved problem.")
+    rationalize_temperature: float = Field(0.7, ge=0.0, le=2.0, description="Temperature of hinted samples.")
+    rationalize_max_tokens: int = Field(192, ge=1, description="Most new tokens per hinted sample.")
+    check_rationalized: bool = Field(
+        True,
+        description="Whether a hinted rationale must state the answer in its last step with right "
+        "arithmetic and not mention the hint (LAB.md: hinted rationales often just land on the number).",
+    )
 
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
-    """Vote per record and yield one child per rationale handed on."""
+    """Vote per record and yield one child per rationale handed on (inputs in order)."""
     config: SelfConsistencyConfig = ctx.config
-    agreements = []
-    for record in records:
-        parsed = [s for s in record.samples if s.error is None and s.fields.get("answer") is not None]
-        if not parsed:
-            yield record.drop("self_consistency", "no parsed sample to vote on")
-            continue
-        votes = Counter(normalize_answer(s.fields["answer"]) for s in parsed)
-        majority, majority_count = votes.most_common(1)[0]
-        share = majority_count / len(record.samples)
-        agreements.append(share)
-        if share < config.min_agreement:
-            yield record.drop("self_consistency", f"majority share {share:.2f} < {config.min_agreement}")
-            continue
-        target = record.gold if config.target == "gold" and record.gold is not None else majority
-        chosen = _choose(parsed, target, config.keep)
-        if not chosen:
-            yield record.drop(
-                "self_consistency", f"no sample agrees with the {config.target} answer {target}"
+    shares: list[float] = []
+    rationalized = 0
+    iterator = iter(records)
+    while chunk := list(islice(iterator, _CHUNK)):
+        outcomes = [_vote(record, config, shares) for record in chunk]
+        unsolved = [record for record, out in zip(chunk, outcomes, strict=True) if out is None]
+        hinted = _rationalize(unsolved, ctx, config) if unsolved else {}
+        for record, out in zip(chunk, outcomes, strict=True):
+            for produced in out if out is not None else hinted[record.id]:
+                rationalized += _is_rationalized(produced)
+                yield produced
+    if shares:
+        ctx.details["mean_majority_share"] = round(sum(shares) / len(shares), 4)
+    if config.rationalize:
+        ctx.details["rationalized"] = rationalized
+
+
+def _vote(record: Record, config: SelfConsistencyConfig, shares: list[float]) -> list[Record] | None:
+    """The records handed on for one problem, or None when it needs rationalisation."""
+    parsed = [s for s in record.samples if s.error is None and s.fields.get("answer") is not None]
+    gold = record.gold
+    if (
+        config.rationalize
+        and gold is not None
+        and not any(answers_match(s.fields["answer"], gold) for s in parsed)
+    ):
+        return None
+    if not parsed:
+        return [record.drop(STAGE_NAME, "no parsed sample to vote on")]
+    votes = Counter(normalize_answer(s.fields["answer"]) for s in parsed)
+    majority, majority_count = votes.most_common(1)[0]
+    share = majority_count / len(record.samples)
+    shares.append(share)
+    if share < config.min_agreement:
+        return [
+            record.model_copy(update={"agreement": round(share, 4)}).drop(
+                STAGE_NAME, f"majority share {share:.2f} < {config.min_agreement}"
             )
-            continue
-        for sample in chosen[: config.max_per_record]:
-            answer = normalize_answer(sample.fields["answer"])
-            agree = sum(1 for s in parsed if answers_match(s.fields["answer"], answer)) / len(record.samples)
-            yield record.child(
+        ]
+    target = gold if config.target == "gold" and gold is not None else majority
+    chosen = _choose(parsed, target, config.keep)
+    if not chosen:
+        target_share = sum(1 for s in parsed if answers_match(s.fields["answer"], target)) / len(
+            record.samples
+        )
+        return [
+            record.model_copy(update={"agreement": round(target_share, 4)}).drop(
+                STAGE_NAME, f"no sample agrees with the {config.target} answer {target}"
+            )
+        ]
+    children = []
+    for sample in chosen[: config.max_per_record]:
+        answer = normalize_answer(sample.fields["answer"])
+        agree = sum(1 for s in parsed if answers_match(s.fields["answer"], answer)) / len(record.samples)
+        children.append(
+            record.child(
                 rationale=sample.fields.get("rationale", ""),
                 answer=answer,
                 agreement=round(agree, 4),
                 samples=[sample],
             )
-    if agreements:
-        ctx.details["mean_majority_share"] = round(sum(agreements) / len(agreements), 4)
+        )
+    return children
 
 
 def _choose(parsed: list[Sample], target: str, keep: str) -> list[Sample]:
@@ -90,9 +161,106 @@ def _choose(parsed: list[Sample], target: str, keep: str) -> list[Sample]:
     return chosen
 
 
+def _rationalize(
+    records: list[Record], ctx: StageContext, config: SelfConsistencyConfig
+) -> dict[str, list[Record]]:
+    """Ask the teacher again with the gold answer as a hint; keep the checked rationales that reach it."""
+    teacher = ctx.pipeline.config.teacher
+    provenance = Provenance(
+        stage=ctx.spec.name,
+        teacher=teacher.backend,
+        model=teacher.model,
+        template=config.rationalize_template,
+        template_hash=ctx.templates.hash(config.rationalize_template),
+        params={
+            "rationalized": True,
+            "hint": "gold answer",
+            "n": config.rationalize_n,
+            "temperature": config.rationalize_temperature,
+            "max_tokens": config.rationalize_max_tokens,
+        },
+    )
+
+    def requests() -> Iterator[tuple[Record, Request]]:
+        for record in records:
+            # The hint lives only in this request's variables, never in the record's input.
+            variables = {**record.input, "record": record, "hint": record.gold}
+            yield (
+                record,
+                Request(
+                    messages=ctx.templates.render_messages(config.rationalize_template, variables),
+                    n=config.rationalize_n,
+                    temperature=config.rationalize_temperature,
+                    max_tokens=config.rationalize_max_tokens,
+                    seed=ctx.seed,
+                ),
+            )
+
+    results: dict[str, list[Record]] = {}
+    for record, samples in ctx.engine().map(requests(), parse_rationale):
+        results[record.id] = _hinted_children(record, samples, provenance, config)
+    return results
+
+
+def _hinted_children(
+    record: Record, samples: list[Sample], provenance: Provenance, config: SelfConsistencyConfig
+) -> list[Record]:
+    gold = record.gold or ""
+    children: list[Record] = []
+    reasons: list[str] = []
+    seen: set[str] = set()
+    for sample in samples:
+        problem = _hinted_problem(sample, gold, config.check_rationalized)
+        if problem:
+            reasons.append(problem)
+            continue
+        rationale = str(sample.fields.get("rationale", ""))
+        if rationale in seen:
+            continue
+        seen.add(rationale)
+        child = record.child(
+            rationale=rationale,
+            answer=normalize_answer(sample.fields["answer"]),
+            agreement=0.0,  # no unhinted sample reached it
+            samples=[sample],
+        )
+        children.append(child.model_copy(update={"provenance": [*child.provenance, provenance]}))
+    if children:
+        return children
+    why = "; ".join(sorted(set(reasons))) or "no hinted sample"
+    return [record.model_copy(update={"agreement": 0.0}).drop(STAGE_NAME, f"rationalisation failed: {why}")]
+
+
+def _hinted_problem(sample: Sample, gold: str, check: bool) -> str:
+    """Why a hinted sample cannot be kept, or "" when it can."""
+    if sample.error is not None:
+        return f"unparsable ({sample.error})"
+    if not answers_match(sample.fields.get("answer"), gold):
+        return f"missed the hinted answer ({sample.fields.get('answer')})"
+    rationale = str(sample.fields.get("rationale", ""))
+    if not check:
+        return ""
+    if _HINT_LEAK.search(rationale):
+        return "mentions the hint"
+    verdict = check_consistency(rationale, gold)
+    return "" if verdict.passed else verdict.reason
+
+
+def _is_rationalized(record: Record) -> bool:
+    return (
+        any(p.params.get("rationalized") for p in record.provenance if p.stage == STAGE_NAME) and record.kept
+    )
+
+
+def _inputs(config: SelfConsistencyConfig) -> list[str]:
+    return [config.rationalize_template] if config.rationalize else []
+
+
 STAGE = Stage(
-    name="self_consistency",
+    name=STAGE_NAME,
     config=SelfConsistencyConfig,
     run=run,
-    summary="Vote over samples; hand on agreeing rationales with their agreement.",
+    summary="Vote over samples; hand on agreeing rationales with their agreement; optionally rationalise.",
+    inputs=_inputs,
+    uses=("teacher",),
 )

@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -28,6 +29,7 @@ from synthdistill.config import TeacherConfig
 from synthdistill.errors import TeacherError
 from synthdistill.limits import RateLimitInfo
 from synthdistill.teachers.base import Completion, Request, Response, TransientError
+from synthdistill.teachers.batch import BatchQueue
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,15 @@ class OpenAIBackend:
         self._options = dict(config.options)
         self._endpoints = [_Endpoint(url, self._client_for(url)) for url in api_bases(config)]
         self._turn = 0
+        self._batches = (
+            BatchQueue(
+                self._endpoints[0].client, config.batch_api, self._endpoints[0].where, _chat_body_response
+            )
+            if config.batch_api is not None
+            else None
+        )
+        self.queued = self._batches is not None
+        """Whether requests wait in batch jobs, so that no per-request timeout applies."""
         check_options(
             self._options,
             REQUEST_ARGUMENTS,
@@ -82,8 +93,15 @@ class OpenAIBackend:
         """The model name: a remote model has no checkpoint to hash, and the endpoint is not part of it."""
         return self._config.model
 
+    def use_run_folder(self, folder: Path) -> None:
+        """Keep batch job ids in the run folder, so a restarted run polls its jobs instead of paying again."""
+        if self._batches is not None:
+            self._batches.use_journal(folder / "batches.jsonl")
+
     async def complete(self, request: Request) -> Response:
         """Draw `request.n` samples in one call; raise `TransientError` for what a retry may fix."""
+        if self._batches is not None:
+            return await self._batches.complete(chat_arguments(self._config.model, request, self._options))
         endpoint = self._pick()
         where = f"openai teacher {self._config.model!r} at {endpoint.where}"
         arguments = chat_arguments(self._config.model, request, self._options)
@@ -161,16 +179,28 @@ class _Endpoint:
 
 
 def api_key_from_env(config: TeacherConfig) -> str | None:
-    """The key in the environment variable `config.api_key_env` names; None when it names none."""
+    """The key in the variable `config.api_key_env` names: the environment's, else a `.env` file's.
+
+    The `.env` file is read from the working directory (python-dotenv's format) without changing the
+    process environment, so the key reaches this client and nothing else.
+    """
     if config.api_key_env is None:
         return None
-    key = os.environ.get(config.api_key_env)
+    key = os.environ.get(config.api_key_env) or _dotenv().get(config.api_key_env)
     if not key:
         raise TeacherError(
-            f"teacher.api_key_env names {config.api_key_env}, but that environment variable is not set; "
-            f"export {config.api_key_env}=<your key> before running, or remove api_key_env for a local server"
+            f"teacher.api_key_env names {config.api_key_env}, but neither the environment nor ./.env sets "
+            f"it; export {config.api_key_env}=<your key> (or add it to .env) before running, or remove "
+            "api_key_env for a local server"
         )
     return key
+
+
+def _dotenv() -> dict[str, str | None]:
+    from dotenv import dotenv_values
+
+    path = Path(".env")
+    return dotenv_values(path) if path.is_file() else {}
 
 
 def api_bases(config: TeacherConfig) -> list[str | None]:
@@ -214,6 +244,17 @@ def chat_arguments(model: str, request: Request, options: Mapping[str, Any]) -> 
             },
         }
     return arguments
+
+
+def _chat_body_response(body: Any, where: str) -> Response:
+    """A `Response` from a chat completion's JSON body (a batch job's output line)."""
+    from openai.types.chat import ChatCompletion
+
+    try:
+        completion = ChatCompletion.model_validate(body)
+    except pydantic.ValidationError:
+        raise TransientError(f"{where}: a batch line held a malformed completion") from None
+    return response_from_chat(completion, where)
 
 
 def response_from_chat(result: Any, where: str) -> Response:

@@ -31,6 +31,13 @@ seconds the way OpenAI reports it: every chat response carries `x-ratelimit-limi
 `x-ratelimit-remaining-requests` and `x-ratelimit-reset-requests` (such as "0.8s"), and a request
 over the quota gets a 429 with those headers (counted in `stats.faults["quota"]`).
 
+It also speaks OpenAI's batch API for offline jobs: `POST /v1/files` (purpose "batch", a JSONL file of
+{custom_id, method, url, body} lines), `POST /v1/batches`, `GET /v1/batches/{id}` and
+`GET /v1/files/{id}/content`. A batch stays "in_progress" for `batch_delay_s` seconds after it is
+created, then its lines are answered by the same responder (a share `batch_line_error_rate` of them
+as error lines with status 500) and it turns "completed". Batches live in memory, so a client that
+restarts finds its batch where it left it while the server runs.
+
 Run it on its own for benchmarks or manual tests; it prints its URL on stdout, then serves until
 interrupted:
 
@@ -125,6 +132,8 @@ class ScriptedServer:
         required_key: str | None = None,
         rpm_limit: int | None = None,
         limit_window_s: float = 60.0,
+        batch_delay_s: float = 0.5,
+        batch_line_error_rate: float = 0.0,
         seed: int = 0,
         record_bodies: int = 100,
     ) -> None:
@@ -142,6 +151,8 @@ class ScriptedServer:
             required_key: When set, requests need `Authorization: Bearer <required_key>`.
             rpm_limit: Chat requests allowed per window, reported in x-ratelimit-* headers; None: no quota.
             limit_window_s: Length of the quota's window in seconds (60 for a per-minute quota).
+            batch_delay_s: Seconds a batch job stays in progress before it completes.
+            batch_line_error_rate: Probability that a line of a batch gets an error instead of an answer.
             seed: Seeds the generator that draws faults.
             record_bodies: How many recent chat request bodies `stats.bodies` keeps; 0 keeps none.
         """
@@ -167,6 +178,10 @@ class ScriptedServer:
         self.record_bodies = record_bodies
         self._window_start = time.monotonic()
         self._window_count = 0
+        self.batch_delay_s = batch_delay_s
+        self.batch_line_error_rate = batch_line_error_rate
+        self._files: dict[str, dict[str, Any]] = {}
+        self._batches: dict[str, dict[str, Any]] = {}
         self._rng = random.Random(seed)
         # Counters are written on the server's loop and read from the caller's thread.
         self._lock = threading.Lock()
@@ -249,6 +264,10 @@ class ScriptedServer:
         app = web.Application(middlewares=[self._count])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/files", self._upload)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._create_batch)
+        app.router.add_get("/v1/batches/{batch_id}", self._get_batch)
         # handler_cancellation: a client that gives up (a timeout) ends its request, as vLLM does.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -287,6 +306,104 @@ class ScriptedServer:
     async def _models(self, request: web.Request) -> web.Response:
         model = {"id": self.model, "object": "model", "created": 0, "owned_by": "synthdistill"}
         return web.json_response({"object": "list", "data": [model]})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField) or form.get("purpose") != "batch":
+            return _error(
+                400, "Send a multipart form with purpose=batch and a file.", "invalid_request_error"
+            )
+        content = upload.file.read()
+        file_id = f"file-{len(self._files) + 1:06d}"
+        self._files[file_id] = {"content": content, "filename": upload.filename}
+        return web.json_response(_file_object(file_id, upload.filename, len(content)))
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        file = self._files.get(request.match_info["file_id"])
+        if file is None:
+            return _error(404, "No such file.", "invalid_request_error")
+        return web.Response(body=file["content"], content_type="application/octet-stream")
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        file = self._files.get(body.get("input_file_id", ""))
+        if file is None or body.get("endpoint") != "/v1/chat/completions":
+            return _error(
+                400,
+                "input_file_id must name an uploaded file; endpoint /v1/chat/completions.",
+                "invalid_request_error",
+            )
+        batch_id = f"batch_{len(self._batches) + 1:06d}"
+        lines = [json.loads(line) for line in file["content"].decode().splitlines() if line.strip()]
+        self._batches[batch_id] = {
+            "created": time.time(),
+            "due": time.monotonic() + self.batch_delay_s,
+            "input_file_id": body["input_file_id"],
+            "lines": lines,
+            "output_file_id": None,
+            "error_file_id": None,
+            "counts": {"total": len(lines), "completed": 0, "failed": 0},
+        }
+        return web.json_response(self._batch_object(batch_id))
+
+    async def _get_batch(self, request: web.Request) -> web.Response:
+        batch_id = request.match_info["batch_id"]
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            return _error(404, "No such batch.", "invalid_request_error")
+        if batch["output_file_id"] is None and time.monotonic() >= batch["due"]:
+            await self._finish_batch(batch_id, batch)
+        return web.json_response(self._batch_object(batch_id))
+
+    async def _finish_batch(self, batch_id: str, batch: dict[str, Any]) -> None:
+        outputs, errors = [], []
+        for number, line in enumerate(batch["lines"]):
+            custom_id = line.get("custom_id")
+            if self._rng.random() < self.batch_line_error_rate:
+                body = {"error": {"message": "The scripted server failed this line.", "type": "server_error"}}
+                errors.append(
+                    {
+                        "id": f"{batch_id}-{number}",
+                        "custom_id": custom_id,
+                        "response": {"status_code": 500, "body": body},
+                        "error": None,
+                    }
+                )
+                continue
+            payload = await self._completion(line["body"], truncate=False)
+            outputs.append(
+                {
+                    "id": f"{batch_id}-{number}",
+                    "custom_id": custom_id,
+                    "response": {"status_code": 200, "request_id": f"req-{number}", "body": payload},
+                    "error": None,
+                }
+            )
+        for kind, rows in (("output_file_id", outputs), ("error_file_id", errors)):
+            if rows:
+                file_id = f"file-{len(self._files) + 1:06d}"
+                content = "".join(json.dumps(row) + "\n" for row in rows).encode()
+                self._files[file_id] = {"content": content, "filename": f"{batch_id}-{kind}.jsonl"}
+                batch[kind] = file_id
+        batch["output_file_id"] = batch["output_file_id"] or ""
+        batch["counts"].update(completed=len(outputs), failed=len(errors))
+
+    def _batch_object(self, batch_id: str) -> dict[str, Any]:
+        batch = self._batches[batch_id]
+        done = batch["output_file_id"] is not None
+        return {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+            "created_at": int(batch["created"]),
+            "input_file_id": batch["input_file_id"],
+            "status": "completed" if done else "in_progress",
+            "output_file_id": batch["output_file_id"] or None,
+            "error_file_id": batch["error_file_id"],
+            "request_counts": batch["counts"],
+        }
 
     async def _chat(self, request: web.Request) -> web.Response:
         try:
@@ -432,6 +549,18 @@ class _Counters:
         )
 
 
+def _file_object(file_id: str, filename: str, size: int) -> dict[str, Any]:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": int(time.time()),
+        "filename": filename,
+        "purpose": "batch",
+        "status": "processed",
+    }
+
+
 def _bind(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -500,6 +629,7 @@ def _main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--required-key", default=None, help="Bearer key requests must carry (a test key).")
     parser.add_argument("--rpm-limit", type=int, default=None, help="Requests allowed per window.")
     parser.add_argument("--limit-window", type=float, default=60.0, help="Seconds of the quota's window.")
+    parser.add_argument("--batch-delay", type=float, default=0.5, help="Seconds a batch job takes.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the fault draws.")
     args = parser.parse_args(argv)
     server = ScriptedServer(
@@ -516,6 +646,7 @@ def _main(argv: Sequence[str] | None = None) -> None:
         required_key=args.required_key,
         rpm_limit=args.rpm_limit,
         limit_window_s=args.limit_window,
+        batch_delay_s=args.batch_delay,
         seed=args.seed,
         record_bodies=0,
     )

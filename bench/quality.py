@@ -1,0 +1,231 @@
+"""The distillation-quality benchmark: does synthdistill's data make a better student?
+
+The same student, under the same budget (training records and optimizer steps), five ways:
+  1. base          no training
+  2. label-only    SFT on the gold answers alone ("The answer is N.")
+  3. unfiltered    SFT on every parsed teacher rationale, right or wrong
+  4. filtered      SFT on rationales kept by self-consistency (majority) and critics (answer_match, length)
+  5. step-by-step  row 4's records, trained as two tasks (label and rationale, weight 0.5)
+on `builtin:arith` (and GSM8K-format data from `--gsm8k FILE`), for several seeds (the seed changes the
+split, the sampling and the training). Every row runs through the product's own pipeline API; generation
+is paid once per seed and answered from the call cache afterwards. It prints one table of accuracy with
+95% bootstrap intervals (pooled over seeds), training records and seconds, then paired gains for the
+research's claims: 4 beats 3, 4 beats 1, rationales (3, 4) beat labels (2) at equal data.
+
+    python bench/quality.py --quick                      # smoke size, minutes
+    python bench/quality.py --test 300 --seeds 3         # the documented full size (hours on a 2-core CPU)
+    python bench/quality.py --gsm8k ../shared/data/gsm8k/train.jsonl --test 300 --seeds 3
+
+The default teacher is the embedded SmolLM2-135M (self-distillation in the STaR manner); `--teacher-*`
+options point it at a stronger model on an OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROWS = ("base", "label-only", "unfiltered", "filtered", "step-by-step")
+GSM8K_FIELDS = {"question": "question", "answer": {"from": "answer", "regex": r"####\s*([-0-9.,]+)"}}
+# Rough costs on the 2-core development CPU (LAB.md, README): batched sampling ~90 tokens/s, a LoRA step
+# at batch 8 ~9 s, greedy evaluation ~60 tokens/s; used only to print an estimate before the run.
+SAMPLE_TOKENS_PER_S, TRAIN_STEP_S, EVAL_TOKENS_PER_S = 90.0, 9.0, 60.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its table; returns the exit code."""
+    args = _parse(argv)
+    datasets = [("arith", {"source": "builtin:arith", "options": {"difficulty": 1}})]
+    if args.gsm8k:
+        datasets.append(("gsm8k", {"source": str(Path(args.gsm8k).resolve()), "fields": GSM8K_FIELDS}))
+    estimate = _estimate(args) * len(datasets)
+    print(
+        f"# {len(datasets)} dataset(s) x {args.seeds} seed(s): train {args.train}, test {args.test}, "
+        f"n {args.n}, steps {args.steps or 'from the data'}; estimated {estimate / 60:.0f} min on a 2-core "
+        "CPU",
+        file=sys.stderr,
+    )
+    if args.estimate_only:
+        return 0
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name, data in datasets:
+        results[name] = _benchmark(name, data, args, out)
+        _print_table(name, results[name], args)
+    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(f"# results: {out / 'results.json'}", file=sys.stderr)
+    return 0
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Smoke size: train 12, test 12, 1 seed, n 2.")
+    parser.add_argument("--train", type=int, default=200, help="Training questions per seed.")
+    parser.add_argument("--test", type=int, default=300, help="Held-out questions per seed.")
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds (0..N-1).")
+    parser.add_argument("--n", type=int, default=4, help="Teacher samples per question.")
+    parser.add_argument("--examples", type=int, default=None, help="Training records per row (default: "
+                        "what the filter keeps, the smallest pool).")  # fmt: skip
+    parser.add_argument("--steps", type=int, default=None, help="Optimizer steps per row (default 2 epochs).")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--gen-tokens", type=int, default=192, help="Most tokens of a teacher rationale.")
+    parser.add_argument("--eval-tokens", type=int, default=128, help="Most tokens of an evaluated answer.")
+    parser.add_argument("--gsm8k", help="A GSM8K-format JSONL file (question, answer with '#### N').")
+    parser.add_argument("--teacher-backend", default="transformers")
+    parser.add_argument("--teacher-model", default="smollm2-135m")
+    parser.add_argument("--teacher-api-base", default=None)
+    parser.add_argument("--student", default="smollm2-135m")
+    parser.add_argument("--out", default="outputs/bench-quality", help="Folder for the runs and results.")
+    parser.add_argument("--estimate-only", action="store_true", help="Print the time estimate and stop.")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.train, args.test, args.seeds, args.n = 12, 12, 1, 2
+        args.batch_size, args.gen_tokens, args.eval_tokens = 4, 128, 64
+        args.steps = args.steps or 3
+    return args
+
+
+def _estimate(args: argparse.Namespace) -> float:
+    sampling = args.train * args.n * args.gen_tokens * 0.6 / SAMPLE_TOKENS_PER_S
+    steps = args.steps or math.ceil(2 * args.train * 0.3 / args.batch_size)
+    training = 4 * steps * TRAIN_STEP_S * args.batch_size / 8
+    evaluation = 5 * args.test * args.eval_tokens * 0.6 / EVAL_TOKENS_PER_S
+    return args.seeds * (sampling + training + evaluation + 4 * 20)  # + model loads and saves
+
+
+def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    from synthdistill.stats import bootstrap_ci, paired_bootstrap
+
+    per_row: dict[str, dict[str, Any]] = {row: {"scores": [], "records": [], "seconds": 0.0} for row in ROWS}
+    for seed in range(args.seeds):
+        pool = _run(out, f"{name}-s{seed}-pool", _pipeline(args, data, seed, "pool"))
+        kept = pool["stages"][-1]["records_out"]
+        examples = min(args.examples or kept, kept) if kept else 0
+        if examples == 0:
+            print(f"# seed {seed}: the filter kept no rationale; skipping this seed", file=sys.stderr)
+            continue
+        steps = args.steps or max(1, math.ceil(2 * examples / args.batch_size))
+        print(f"# seed {seed}: {kept} filtered rationales; every row trains on {examples} "
+              f"records for {steps} steps", file=sys.stderr)  # fmt: skip
+        for row in ROWS[1:]:
+            started = time.monotonic()
+            manifest = _run(out, f"{name}-s{seed}-{row}", _pipeline(args, data, seed, row, examples, steps))
+            seconds = time.monotonic() - started
+            folder = out / "runs" / f"{name}-s{seed}-{row}"
+            train = next(s for s in manifest["stages"] if s["name"] == "train")
+            per_row[row]["scores"] += _scores(folder, "student")
+            per_row[row]["records"].append(train["details"].get("examples", 0))
+            per_row[row]["seconds"] += seconds + (pool["seconds"] if row != "label-only" else 0.0)
+            if row == "label-only":
+                per_row["base"]["scores"] += _scores(folder, "base")
+    table = {}
+    for row, values in per_row.items():
+        scores = values["scores"]
+        accuracy = sum(scores) / len(scores) if scores else 0.0
+        table[row] = {
+            "accuracy": round(accuracy, 4),
+            "ci": list(bootstrap_ci(scores, seed=0)),
+            "items": len(scores),
+            "records": round(sum(values["records"]) / len(values["records"]), 1) if values["records"] else 0,
+            "seconds": round(values["seconds"], 1),
+        }
+    claims = {}
+    for better, worse, claim in (
+        ("filtered", "unfiltered", "4 beats 3 (filtering helps)"),
+        ("filtered", "base", "4 beats 1 (distillation helps)"),
+        ("unfiltered", "label-only", "3 beats 2 (rationales beat labels at equal data)"),
+        ("filtered", "label-only", "4 beats 2 (rationales beat labels at equal data)"),
+        ("step-by-step", "filtered", "5 beats 4 (step-by-step helps)"),
+    ):
+        a, b = per_row[better]["scores"], per_row[worse]["scores"]
+        if a and len(a) == len(b):
+            gain = paired_bootstrap(a, b, seed=0)
+            verdict = "holds" if gain["ci"][0] > 0 else "not shown" if gain["diff"] > 0 else "does not hold"
+            claims[claim] = {**gain, "verdict": verdict}
+    return {"rows": table, "claims": claims}
+
+
+def _pipeline(
+    args: argparse.Namespace, data: dict[str, Any], seed: int, row: str, examples: int = 0, steps: int = 0
+) -> dict[str, Any]:
+    teacher: dict[str, Any] = {"backend": args.teacher_backend, "model": args.teacher_model}
+    if args.teacher_api_base:
+        teacher["api_base"] = args.teacher_api_base
+    generate = {"generate": {"template": "cot_rationale.j2", "n": args.n, "temperature": 0.8,
+                             "max_tokens": args.gen_tokens}}  # fmt: skip
+    vote_all = {"self_consistency": {"target": "majority", "keep": "all"}}
+    vote_agreeing = {"self_consistency": {"target": "majority", "keep": "agreeing"}}
+    critics = {"filter": {"critics": ["answer_match", {"length": {"max_words": 120}}]}}
+    train: dict[str, Any] = {"template": "cot_student.j2", "max_examples": examples, "max_steps": steps,
+                             "batch_size": args.batch_size, "save_steps": 1000}  # fmt: skip
+    stages: list[dict[str, Any]] = {
+        "pool": [generate, vote_agreeing, critics],
+        "label-only": [{"train": {**train, "target": "label"}}],
+        "unfiltered": [generate, vote_all, {"train": train}],
+        "filtered": [generate, vote_agreeing, critics, {"train": train}],
+        "step-by-step": [generate, vote_agreeing, critics, {"train": {**train, "step_by_step": {}}}],
+    }[row]
+    if row != "pool":
+        stages.append(
+            {"evaluate": {"template": "cot_student.j2", "max_tokens": args.eval_tokens, "plot": False}}
+        )
+    return {
+        "name": f"quality-{row}",
+        "seed": seed,
+        "device": "auto",
+        "outputs": "runs",
+        "teacher": teacher,
+        "student": {"model": args.student},
+        "data": {**data, "split": {"train": args.train, "test": args.test}},
+        "stages": stages,
+    }
+
+
+def _run(out: Path, run_name: str, pipeline: dict[str, Any]) -> dict[str, Any]:
+    from synthdistill.config import load_pipeline
+    from synthdistill.pipeline import RunOptions, run_pipeline
+
+    path = out / "pipelines" / f"{run_name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
+    cwd = Path.cwd()
+    os.chdir(out)  # the pipelines' `outputs: runs` lands inside the benchmark's folder
+    try:
+        manifest = run_pipeline(load_pipeline(path), RunOptions(run_name=run_name))
+    finally:
+        os.chdir(cwd)
+    return manifest.model_dump(mode="json")
+
+
+def _scores(folder: Path, label: str) -> list[float]:
+    from synthdistill.runfolder import read_records
+
+    path = next(folder.glob(f"*-evaluate/predictions-{label}.jsonl"))
+    return [float(r.verdicts["correct"].passed) for r in read_records(path)]
+
+
+def _print_table(name: str, result: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"\n## {name}: {args.seeds} seed(s) x {args.test} test items, teacher {args.teacher_model}")
+    print(f"| {'row':<14} | accuracy | 95% CI        | items | train records | seconds |")
+    print(f"|{'-' * 16}|----------|---------------|-------|---------------|---------|")
+    for index, (row, values) in enumerate(result["rows"].items(), 1):
+        low, high = values["ci"]
+        print(f"| {index}. {row:<11} | {values['accuracy']:.3f}    | {low:.3f}-{high:.3f}   | "
+              f"{values['items']:>5} | {values['records']:>13} | {values['seconds']:>7.0f} |")  # fmt: skip
+    for claim, gain in result["claims"].items():
+        low, high = gain["ci"]
+        print(f"- {claim}: {gain['verdict']} (gain {gain['diff']:+.3f}, 95% CI {low:+.3f}..{high:+.3f}, "
+              f"P(better) {gain['p_better']:.2f})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())

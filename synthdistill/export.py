@@ -1,0 +1,186 @@
+"""`synthdistill export RUN`: the kept records, with the review applied, as JSONL, parquet or a
+Hugging Face dataset, beside a dataset card (README.md) that records how they were made.
+
+The export reads the last stage that wrote records and applies review.jsonl to it, so a record
+rejected in review is absent and an edited answer or rationale is exported as edited, even before the
+pipeline is run again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synthdistill.errors import RunError
+from synthdistill.records import Record
+from synthdistill.review.decisions import Decision, decision_counts, load_decisions, reviewed_records
+from synthdistill.review.runview import RunView, open_run
+
+FORMATS: tuple[str, ...] = ("jsonl", "parquet", "hf")
+COLUMNS = ("id", "parent_id", "question", "gold", "rationale", "answer", "agreement", "verdicts", "review")
+DATA_FILES = {"jsonl": "data.jsonl", "parquet": "train.parquet"}
+
+
+def export_run(
+    run_dir: str | Path,
+    *,
+    format: str = "jsonl",
+    out: str | Path | None = None,
+    push_to_hub: str | None = None,
+) -> Path:
+    """Write the export and its card into `out` (default outputs/<run>/export); returns that folder."""
+    if format not in FORMATS:
+        raise RunError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    run = open_run(run_dir)
+    stage = run.last_stage
+    if stage is None:
+        raise RunError(f"run {run.root} has no stage with records to export; run its pipeline first")
+    decisions = load_decisions(run.root)
+    rows = [export_row(r, decisions.get(r.id)) for r in reviewed_records(stage.path, decisions)]
+    target = Path(out) if out is not None else run.root / "export"
+    target.mkdir(parents=True, exist_ok=True)
+    if format == "jsonl":
+        with (target / DATA_FILES["jsonl"]).open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    else:
+        dataset = _dataset(rows)
+        if format == "parquet":
+            dataset.to_parquet(str(target / DATA_FILES["parquet"]))
+        else:
+            dataset.save_to_disk(str(target))
+    card = dataset_card(run, stage.folder, len(rows), decisions, format)
+    (target / "README.md").write_text(card, encoding="utf-8")
+    if push_to_hub:
+        _push(rows, card, push_to_hub, target)
+    return target
+
+
+def export_row(record: Record, decision: Decision | None) -> dict[str, Any]:
+    """One exported row: the same columns as dataset/, plus what the review did to the record."""
+    review = None
+    if decision is not None:
+        review = "edited" if decision.edited else decision.status
+    return {
+        "id": record.id,
+        "parent_id": record.parent_id,
+        "question": str(record.input.get("question", "")),
+        "gold": record.gold,
+        "rationale": record.rationale,
+        "answer": record.answer,
+        "agreement": record.agreement,
+        "verdicts": {name: v.model_dump() for name, v in record.verdicts.items()},
+        "review": review,
+    }
+
+
+def dataset_card(run: RunView, stage: str, rows: int, decisions: dict[str, Decision], format: str) -> str:
+    """A Hugging Face dataset card: the pipeline, teacher, filters, counts and review decisions."""
+    manifest = run.manifest
+    config = _pipeline_config(run)
+    teacher = config.get("teacher") or {}
+    critics = [
+        critic
+        for entry in config.get("stages") or []
+        if isinstance(entry, dict) and "filter" in entry
+        for critic in ((entry["filter"] or {}).get("critics") or [])
+    ]
+    counts = decision_counts(decisions)
+    reasons = sorted({d.reason for d in decisions.values() if d.status == "rejected" and d.reason})
+    header = {
+        "pretty_name": f"synthdistill run {manifest.name}",
+        "tags": ["synthetic", "distillation", "synthdistill"],
+        "size_categories": [_size_category(rows)],
+    }
+    lines = [
+        "---",
+        yaml.safe_dump(header, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# {manifest.name}",
+        "",
+        f"Made by synthdistill from the pipeline `{manifest.pipeline}` (run status: {manifest.status}). "
+        f"It holds the {rows} records kept by stage `{stage}` after the human review, as {format}.",
+        "",
+        "## Teacher",
+        "",
+        f"- backend: `{teacher.get('backend', '')}`, model: `{teacher.get('model', '')}`",
+        "",
+        "## Pipeline",
+        "",
+        *(f"- `{_one_line(entry)}`" for entry in config.get("stages") or []),
+        "",
+        "## Filters",
+        "",
+        *([f"- `{_one_line(critic)}`" for critic in critics] or ["- none"]),
+        "",
+        "## Counts",
+        "",
+        "| stage | status | records in | records out |",
+        "| --- | --- | ---: | ---: |",
+        *(f"| {s.folder} | {s.status} | {s.records_in} | {s.records_out} |" for s in manifest.stages),
+        f"| export | | | {rows} |",
+        "",
+        "## Review decisions",
+        "",
+        f"{counts['accepted']} accepted, {counts['rejected']} rejected, {counts['edited']} edited "
+        "(a rejected record is left out; an edit replaces the answer or rationale; an accept re-admits a "
+        "record a critic dropped).",
+        *([""] + [f"- rejected because: {_one_line(reason)}" for reason in reasons[:20]] if reasons else []),
+        "",
+        "## Columns",
+        "",
+        ", ".join(f"`{c}`" for c in COLUMNS),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _dataset(rows: list[dict[str, Any]]) -> Any:
+    from datasets import Dataset
+
+    if not rows:
+        return Dataset.from_dict({column: [] for column in COLUMNS})
+    return Dataset.from_list(rows)
+
+
+def _push(rows: list[dict[str, Any]], card: str, repo: str, target: Path) -> None:
+    from huggingface_hub import DatasetCard
+
+    try:
+        _dataset(rows).push_to_hub(repo)
+        DatasetCard(card).push_to_hub(repo)
+    except Exception as exc:  # the hub's errors are many (offline, auth, network); each ends the same way
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunError(
+            f"pushing to the hub repository {repo!r} failed ({type(exc).__name__}: {message}); "
+            f"the export is written in {target}; check HF_TOKEN and the network, then export again"
+        ) from None
+
+
+def _pipeline_config(run: RunView) -> dict[str, Any]:
+    path = run.root / "pipeline.yaml"
+    if not path.exists():
+        return {}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _one_line(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text.replace("\n", " ").replace("`", "'")
+
+
+def _size_category(n: int) -> str:
+    for limit, label in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+    ):
+        if n < limit:
+            return label
+    return "n>1M"

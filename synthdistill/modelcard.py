@@ -1,0 +1,131 @@
+"""The model card saved beside a trained student: data, teacher, filters, training and metrics.
+
+The card's facts live in `synthdistill-card.json` beside the weights; `README.md` is rendered from
+them, so that evaluation can add its metrics later and render the card again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from synthdistill.context import StageContext
+
+CARD_DATA = "synthdistill-card.json"
+
+
+def write_model_card(folder: Path, ctx: StageContext, *, training: dict[str, Any]) -> Path:
+    """Write the card of the model in `folder`, trained by the stage of `ctx`; return the README's path."""
+    config = ctx.pipeline.config
+    teacher = config.teacher
+    facts = {
+        "run": ctx.run.run.root.name,
+        "base_model": config.student.model,
+        # Backend and model only: an endpoint address or a key variable's name says nothing to a reader.
+        "teacher": {"backend": teacher.backend, "model": teacher.model},
+        "data": config.data.model_dump(mode="json"),
+        "seed": config.seed,
+        "stages_before_training": [
+            {spec.name: spec.config.model_dump(mode="json")}
+            for spec in ctx.pipeline.stages
+            if spec.index < ctx.spec.index
+        ],
+        "training": {
+            **ctx.config.model_dump(mode="json"),
+            **{k: v for k, v in training.items() if k != "losses"},
+        },
+        "metrics": {},
+    }
+    (folder / CARD_DATA).write_text(json.dumps(facts, indent=2, default=str), encoding="utf-8")
+    return _render(folder, facts)
+
+
+def add_metrics(folder: Path, metrics: dict[str, Any]) -> Path | None:
+    """Add evaluation metrics to the card of the model in `folder`; None when it has no card."""
+    path = folder / CARD_DATA
+    if not path.is_file():
+        return None
+    facts = json.loads(path.read_text(encoding="utf-8"))
+    facts["metrics"] = metrics
+    path.write_text(json.dumps(facts, indent=2, default=str), encoding="utf-8")
+    return _render(folder, facts)
+
+
+def prompt_prefix(folder: Path) -> str:
+    """What starts the model's prompt: a step-by-step student's label prefix, else ""."""
+    try:
+        facts = json.loads((Path(folder) / CARD_DATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    step_by_step = facts.get("training", {}).get("step_by_step") or {}
+    return str(step_by_step.get("label_prefix", ""))
+
+
+def _render(folder: Path, facts: dict[str, Any]) -> Path:
+    training = facts["training"]
+    data = facts["data"]
+    lines = [
+        "---",
+        f"base_model: {facts['base_model']}",
+        "library_name: transformers",
+        "tags: [synthdistill, distillation, trl, sft]",
+        "---",
+        "",
+        f"# {facts['run']}: student distilled by synthdistill",
+        "",
+        f"Fine-tuned from `{facts['base_model']}` on rationales written by the teacher "
+        f"`{facts['teacher']['model']}` ({facts['teacher']['backend']}).",
+        "",
+        "## Data",
+        "",
+        f"- source: `{data['source']}` (options {data.get('options') or {}}), split "
+        f"train {data['split']['train']} / test {data['split']['test']}, seed {facts['seed']}",
+        "- stages before training (generation, voting and filters):",
+    ]
+    lines += [f"  - `{json.dumps(stage, default=str)}`" for stage in facts["stages_before_training"]] or [
+        "  - none"
+    ]
+    options = {k: training[k] for k in sorted(training) if k not in _SHOWN}
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- method: {training.get('method')}, {training.get('examples')} examples from "
+        f"{training.get('records')} records, {training.get('steps')} steps, final train loss "
+        f"{training.get('train_loss')}",
+        f"- leaks of the test split found: {training.get('leaks', 0)} (on_leak: {training.get('on_leak')})",
+        f"- options: `{json.dumps(options, default=str)}`",
+        "",
+        "## Evaluation",
+        "",
+    ]
+    metrics = facts.get("metrics") or {}
+    if not metrics:
+        lines.append("Not evaluated yet (the evaluate stage adds its metrics here).")
+    else:
+        lines += ["| model | accuracy | 95% CI | items |", "| --- | --- | --- | --- |"]
+        for label, values in metrics.items():
+            if "accuracy" in values:
+                low, high = values.get("ci", ["", ""])
+                lines.append(f"| {label} | {values['accuracy']:.3f} | {low}-{high} | {values.get('n')} |")
+        judge = metrics.get("judge")
+        if judge:
+            lines += ["", f"Judge win rate of the student over its base: {judge['win_rate']:.3f} "
+                      f"({judge['wins']} wins, {judge['ties']} ties, {judge['losses']} losses)."]  # fmt: skip
+    path = folder / "README.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+_SHOWN = {
+    "method",
+    "examples",
+    "records",
+    "steps",
+    "train_loss",
+    "leaks",
+    "on_leak",
+    "leaked_ids",
+    "warnings",
+}

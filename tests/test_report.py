@@ -1,0 +1,32 @@
+"""Terminal reporting: the progress bars' rate, ETA, tokens and cost, drawn on a real (forced) terminal."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from synthdistill.report import progress_bars
+
+
+def test_a_stage_bar_shows_progress_tokens_and_cost():
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160)
+    progress, start = progress_bars(console)
+    advance = start(
+        "01-generate", 10, lambda: {"prompt_tokens": 1200, "completion_tokens": 34, "cost_usd": 0.25}
+    )
+    advance(3)
+    progress.refresh()
+    progress.stop()
+    text = out.getvalue()
+    assert "01-generate" in text and "3/10" in text
+    assert "1,234 tok" in text and "$0.2500" in text and "eta" in text
+
+
+def test_no_bars_are_drawn_when_stderr_is_not_a_terminal():
+    out = io.StringIO()
+    progress, start = progress_bars(Console(file=out, force_terminal=False))
+    start("01-generate", 10, dict)(5)
+    progress.stop()
+    assert out.getvalue() == ""

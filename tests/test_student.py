@@ -1,0 +1,42 @@
+"""The student's prompts and completions: prefixes, the gold-answer fallback, question normalisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthdistill.records import Record
+from synthdistill.student import label_text, normalize_question, prompt_messages, target_text
+from synthdistill.templates import Templates
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def templates() -> Templates:
+    return Templates([REPO / "prompts"])
+
+
+def test_prompt_prefix_starts_the_last_user_message_only():
+    record = Record.from_input({"question": "What is 2 + 3?", "answer": "5"})
+    plain = prompt_messages(templates(), "cot_student.j2", record)
+    tagged = prompt_messages(templates(), "cot_student.j2", record, prefix="[label] ")
+    assert len(plain) == len(tagged) == 1
+    assert tagged[0]["content"] == "[label] " + plain[0]["content"]
+    assert "What is 2 + 3?" in plain[0]["content"]
+
+
+def test_target_is_rationale_then_answer_sentence():
+    record = Record.from_input({"question": "q", "answer": "5"}).model_copy(
+        update={"rationale": "  2 + 3 = 5.  ", "answer": "5"}
+    )
+    assert target_text(record) == "2 + 3 = 5.\nThe answer is 5."
+    assert label_text(record) == "The answer is 5."
+
+
+def test_raw_data_item_learns_its_gold_answer_alone():
+    record = Record.from_input({"question": "q", "answer": "12"})
+    assert target_text(record) == label_text(record) == "The answer is 12."
+
+
+def test_normalize_question_ignores_case_spacing_and_final_punctuation():
+    assert normalize_question("  What is  2 + 3?\n") == normalize_question("what is 2 + 3") == "what is 2 + 3"
+    assert normalize_question("What is 2 + 4?") != normalize_question("What is 2 + 3?")
