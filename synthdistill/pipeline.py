@@ -367,38 +367,66 @@ def _mark_running(manifest: Manifest, status: str) -> None:
 
 
 def _save_dataset(records_path: Path, target: Path, decisions: dict[str, Decision]) -> None:
-    """The kept records as a Hugging Face dataset (save_to_disk) plus one parquet file."""
-    from datasets import Dataset
+    """The kept records as a Hugging Face dataset (save_to_disk) plus one parquet file.
 
-    rows = [_dataset_row(r) for r in reviewed_records(records_path, decisions)]
-    if target.exists():
-        shutil.rmtree(target)
-    dataset = Dataset.from_list(rows) if rows else Dataset.from_dict({k: [] for k in _dataset_row(None)})
+    Rows stream from the stage file into Arrow (memory stays flat however many records there are), into
+    a temporary folder that replaces `target` only once complete, so a kill never leaves half a dataset.
+    """
+    import tempfile
+
+    from datasets import Dataset, Features, Value
+
+    features = Features({name: Value(kind) for name, kind in _DATASET_COLUMNS.items()})
     tmp = target.with_name(f".{target.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    dataset.save_to_disk(str(tmp))
-    dataset.to_parquet(str(tmp / "train.parquet"))
+    with tempfile.TemporaryDirectory(prefix="synthdistill-dataset-") as cache_dir:
+        if next(reviewed_records(records_path, decisions), None) is None:
+            # A generator that yields nothing is an error to datasets; an empty run is not.
+            dataset = Dataset.from_dict({name: [] for name in _DATASET_COLUMNS}, features=features)
+        else:
+            dataset = Dataset.from_generator(
+                _dataset_rows,
+                gen_kwargs={"records_path": records_path, "decisions": decisions},
+                features=features,
+                cache_dir=cache_dir,
+            )
+        # One shard at least: datasets writes none for an empty dataset and then cannot load it back.
+        dataset.save_to_disk(str(tmp), num_shards=max(1, len(dataset) // 100_000 + 1))
+        dataset.to_parquet(str(tmp / "train.parquet"))
+    if target.exists():
+        shutil.rmtree(target)
     tmp.rename(target)
 
 
-def _dataset_row(record: Record | None) -> dict[str, Any]:
-    if record is None:
-        return dict.fromkeys(
-            ("id", "parent_id", "question", "gold", "rationale", "answer", "agreement", "verdicts")
-        )
-    return {
-        "id": record.id,
-        "parent_id": record.parent_id,
-        "question": str(record.input.get("question", "")),
-        "gold": record.gold,
-        "rationale": record.rationale,
-        "answer": record.answer,
-        "agreement": record.agreement,
-        # JSON text: the critics differ from run to run, and a run with none would be an empty struct,
-        # which parquet cannot hold.
-        "verdicts": json.dumps({name: v.model_dump() for name, v in record.verdicts.items()}),
-    }
+_DATASET_COLUMNS = {
+    "id": "string",
+    "parent_id": "string",
+    "question": "string",
+    "gold": "string",
+    "rationale": "string",
+    "answer": "string",
+    "agreement": "float64",
+    "input": "string",
+    "verdicts": "string",
+}
+"""dataset/'s columns; `input` (the task's fields) and `verdicts` are JSON text, since their keys differ
+from task to task and run to run (and an empty struct cannot be written to parquet)."""
+
+
+def _dataset_rows(records_path: Path, decisions: dict[str, Decision]) -> Iterator[dict[str, Any]]:
+    for record in reviewed_records(records_path, decisions):
+        yield {
+            "id": record.id,
+            "parent_id": record.parent_id,
+            "question": str(record.input.get("question", "")),
+            "gold": record.gold,
+            "rationale": record.rationale,
+            "answer": record.answer,
+            "agreement": record.agreement,
+            "input": json.dumps(record.input, ensure_ascii=False, default=str),
+            "verdicts": json.dumps({name: v.model_dump() for name, v in record.verdicts.items()}),
+        }
 
 
 def _package_version() -> str:

@@ -294,3 +294,14 @@ def test_dry_run_counts_calls_against_the_cache_and_sends_and_writes_nothing(pro
     assert [p.planned.samples if p.planned else None for p in again] == [0, 0, 0]
     assert again[0].planned is not None and again[0].planned.cached == 36
     assert [p.inputs for p in again] == [12, 12, 36]
+
+
+def test_a_run_that_keeps_nothing_still_writes_an_empty_dataset(project):
+    from datasets import load_from_disk
+
+    path, server = project
+    server.responder = lambda messages, params, index: "No idea.\nThe answer is -1."
+    manifest = run(path)
+    assert manifest.status == "done" and manifest.stages[-1].records_out == 0
+    dataset = load_from_disk("outputs/t/dataset")
+    assert len(dataset) == 0 and "verdicts" in dataset.column_names
