@@ -9,7 +9,8 @@ another against the same server, in interleaved rounds when --repeat is above 1 
   - bare aiohttp: a loop of --concurrency workers posting JSON with aiohttp, no client library;
   - synthdistill: Engine.map over OpenAIBackend, its SQLite call cache written as in a real run;
   - distilabel 1.5.3: OpenAILLM in a TextGeneration task of a Pipeline fed by LoadDataFromDicts;
-  - Curator 0.1.31: curator.LLM on its OpenAI backend, capped at --concurrency, and uncapped;
+  - Curator 0.1.31: curator.LLM on its OpenAI backend, capped at --concurrency, and uncapped; Curator
+    uncapped puts some 250 requests in flight, so synthdistill runs again at --wide-concurrency beside it;
   - synthdistill again against a second server that injects --fault-rate faults (seeded, split evenly
     among 429 with Retry-After 0.5 s, 500, a malformed JSON body, and a hang past the 2 s request
     timeout) over --fault-requests requests; every record must still be delivered.
@@ -22,7 +23,7 @@ distilabel and Curator pin conflicting libraries (Curator holds litellm and pand
 installed in a virtual environment of its own under --venvs on first use (a few minutes each), then reused.
 
     python bench/teacher_throughput.py                    # everything, about 5 minutes once installed
-    python bench/teacher_throughput.py --skip-peers       # synthdistill and the bare loop only
+    python bench/teacher_throughput.py --skip-peers       # no distilabel or Curator (no installs)
     python bench/teacher_throughput.py --repeat 2 --venvs /tmp/bench-venvs
 """
 
@@ -45,7 +46,7 @@ from typing import Any
 # Only the standard library above: peers' workers run this file under their own virtual environments,
 # where synthdistill is not installed.
 
-PEERS = {
+PEERS: dict[str, tuple[list[str], dict[str, str | None]]] = {
     # distilabel 1.5.3 imports requests (models/image_generation/openai.py) without requiring it.
     "distilabel": (["distilabel[openai]==1.5.3", "requests"], {"distilabel": "1.5.3", "requests": None}),
     "curator": (["bespokelabs-curator==0.1.31"], {"bespokelabs-curator": "0.1.31"}),
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="Seconds the server takes per answer.")
     parser.add_argument("--concurrency", type=int, default=64, help="Requests in flight for every client.")
     parser.add_argument("--timeout-s", type=float, default=2.0, help="Per-request timeout of the clients.")
+    parser.add_argument(
+        "--wide-concurrency", type=int, default=256, help="synthdistill's in flight beside Curator uncapped."
+    )
     parser.add_argument("--repeat", type=int, default=1, help="Interleaved rounds; the best round counts.")
     parser.add_argument("--fault-requests", type=int, default=5000, help="Requests of the faulty run.")
     parser.add_argument("--fault-rate", type=float, default=0.1, help="Share of requests that fault.")
@@ -127,6 +131,11 @@ def _bench(args: argparse.Namespace) -> None:
             Contender("distilabel 1.5.3", "distilabel", "distilabel", args.requests),
             Contender(f"Curator 0.1.31, {args.concurrency} in flight", "curator", "curator", args.requests),
             Contender("Curator 0.1.31, uncapped", "curator-uncapped", "curator", args.requests),
+            Contender(
+                f"synthdistill, {args.wide_concurrency} in flight",
+                "synthdistill-wide",
+                requests=args.requests,
+            ),
         ]
     faulty = Contender(
         f"synthdistill, {args.fault_rate:.0%} faults", "synthdistill", requests=args.fault_requests
@@ -149,8 +158,9 @@ def _bench(args: argparse.Namespace) -> None:
                 "hang_s": max(5.0, args.timeout_s * 2.5),
                 "seed": args.seed,
             }
-            with _Server(latency=args.latency, **faults) as server:
-                for round_ in range(args.repeat):
+            for round_ in range(args.repeat):
+                # A fresh server each round, so that every round draws the same faults from the seed.
+                with _Server(latency=args.latency, **faults) as server:
                     _measure(faulty, server, args, workdir / f"faults-{round_}")
     _print_table(args, contenders, None if args.skip_faults else faulty)
 
@@ -178,9 +188,12 @@ def _measure(contender: Contender, server: _Server, args: argparse.Namespace, wo
     log = workdir / "worker.log"
     print(f"  running {contender.name} ({contender.requests} requests) ...", flush=True)
     with log.open("w") as stderr:
-        done = subprocess.run(
-            command, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=900, check=False
-        )
+        try:
+            done = subprocess.run(
+                command, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=900, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise SystemExit(f"{contender.name}: the worker ran past 900 s; see {log}") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
     if done.returncode != 0 or not lines:
         tail = log.read_text(errors="replace")[-3000:]
@@ -206,7 +219,8 @@ def _print_table(args: argparse.Namespace, contenders: list[Contender], faulty: 
     for contender in [*contenders, *([faulty] if faulty else [])]:
         run = contender.best()
         rate = run["rate"]
-        target, holds = _target(contender, faulty, rate, ours, ideal, bare, args)
+        wide = by_worker.get("synthdistill-wide", {}).get("rate", 0.0)
+        target, holds = _target(contender, faulty, rate, ours, wide, ideal, bare, args)
         window = run["server"]["window_s"]
         rows.append(
             [
@@ -239,24 +253,27 @@ def _print_table(args: argparse.Namespace, contenders: list[Contender], faulty: 
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     print()
     for row in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(cell.ljust(w) if i in (0, 9) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+        cells = zip(row, widths, strict=True)
+        print("  ".join(c.ljust(w) if i in (0, 9) else c.rjust(w) for i, (c, w) in enumerate(cells)))
     print()
-    print(
-        f"ideal: {args.concurrency} in flight / {args.latency:g} s = {ideal:.0f} requests/s. req/s: delivered "
-        "records over the client's own timing of the workload call; server req/s: records over the window "
-        "from the server's first answer (less one latency) to its last; CPU ms/req: the client's CPU time "
-        "(its process and joined children) in the timed call, per record."
-    )
+    print(f"ideal: {args.concurrency} in flight / {args.latency:g} s = {ideal:.0f} requests/s")
+    print("req/s: delivered records over the client's own timing of its workload call")
+    print("server req/s: delivered records over the server's window, first answer (less a latency) to last")
+    print("CPU ms/req: the client's CPU time in the timed call (its process and joined children), per record")
     if faulty is not None:
         run = faulty.best()
         faults = run["server"]["faults"]
         shown = ", ".join(f"{kind} {faults[kind]}" for kind in ("429", "500", "malformed", "hang"))
+        delivered = [run["delivered"] for run in faulty.runs]
+        every = all(count == faulty.requests for count in delivered)
         print(
-            f"faults injected by the server (seed {args.seed}): {shown}; the server saw "
+            f"faults injected by the server (seed {args.seed}, best round): {shown}; the server saw "
             f"{run['server']['requests']} requests for {faulty.requests} records; synthdistill counted "
-            f"{run.get('retries', '?')} retries and {run.get('failures', '?')} failures; every record "
-            f"delivered: {'yes' if run['delivered'] == faulty.requests else 'NO'} "
-            f"({run['delivered']}/{faulty.requests})"
+            f"{run['retries']} retries and {run['failures']} failures"
+        )
+        print(
+            f"every record delivered: {'yes' if every else 'NO'} "
+            f"({', '.join(f'{count}/{faulty.requests}' for count in delivered)} in {len(delivered)} round(s))"
         )
         share = args.fault_rate / 4
         # A hang holds its slot until the timeout; every fault costs one more attempt. With the slots
@@ -264,8 +281,9 @@ def _print_table(args: argparse.Namespace, contenders: list[Contender], faulty: 
         slot_s = (args.latency * (1 - share) + args.timeout_s * share) / (1 - args.fault_rate)
         print(
             f"with these faults, {args.concurrency} slots can deliver at most about "
-            f"{args.concurrency / slot_s:.0f} records/s ({args.concurrency / slot_s / ideal:.2f} of the ideal): "
-            f"each hang holds a slot for the {args.timeout_s:g} s timeout and each fault costs a retry"
+            f"{args.concurrency / slot_s:.0f} records/s ({args.concurrency / slot_s / ideal:.2f} of "
+            f"the ideal): a hang holds its slot for the {args.timeout_s:g} s timeout, and each fault "
+            "costs a retry"
         )
     print(f"load average at the end: {_load()}")
 
@@ -275,17 +293,25 @@ def _target(
     faulty: Contender | None,
     rate: float,
     ours: float,
+    ours_wide: float,
     ideal: float,
     bare: float,
     args: argparse.Namespace,
 ) -> tuple[str, str]:
     if contender is faulty:
-        delivered = contender.best()["delivered"] == contender.requests
+        delivered = all(run["delivered"] == contender.requests for run in contender.runs)
         return "all delivered, >= 0.85 of ideal", _yes(delivered and rate >= 0.85 * ideal)
     if contender.worker == "bare":
         return "reference", ""
     if contender.worker == "synthdistill":
         return ">= 0.90 of ideal, >= 0.95 of bare", _yes(rate >= 0.9 * ideal and rate >= 0.95 * bare)
+    if contender.worker == "synthdistill-wide":
+        return "beside Curator uncapped", ""
+    if contender.worker == "curator-uncapped":
+        # Uncapped Curator is compared with synthdistill at about the same number in flight.
+        window = contender.best()["server"]["window_s"]
+        best = max(rate, contender.best()["delivered"] / window if window else 0.0)
+        return f"synthdistill at {args.wide_concurrency} ahead", _yes(ours_wide > best)
     # Judged against the better of the peer's two figures, so its own start-up costs never decide it.
     window = contender.best()["server"]["window_s"]
     best = max(rate, contender.best()["delivered"] / window if window else 0.0)
@@ -397,12 +423,15 @@ def _ensure_venv(root: Path, peer: str) -> None:
     requirements, pins = PEERS[peer]
     python = _venv_python(root, peer)
     if python.exists():
-        script = "import importlib.metadata as m, json, sys; print(json.dumps([m.version(d) for d in sys.argv[1:]]))"
+        script = (
+            "import importlib.metadata as m, json, sys; "
+            "print(json.dumps([m.version(d) for d in sys.argv[1:]]))"
+        )
         probe = subprocess.run(
             [str(python), "-c", script, *pins], capture_output=True, text=True, check=False
         )
         found = json.loads(probe.stdout) if probe.returncode == 0 else None
-        if found and all(want in (None, got) for want, got in zip(pins.values(), found)):
+        if found and all(want in (None, got) for want, got in zip(pins.values(), found, strict=True)):
             return
     folder = root / peer
     print(f"installing {' '.join(requirements)} into {folder} (a few minutes, once) ...", flush=True)
@@ -526,6 +555,11 @@ def _work_synthdistill(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _work_synthdistill_wide(args: argparse.Namespace) -> dict[str, Any]:
+    args.concurrency = args.wide_concurrency
+    return _work_synthdistill(args)
+
+
 def _work_distilabel(args: argparse.Namespace) -> dict[str, Any]:
     # At its default INFO level distilabel logs every HTTP request through rich: costly, and not what
     # anyone running it for throughput would keep.
@@ -611,6 +645,7 @@ WORKERS = {
     "distilabel": _work_distilabel,
     "curator": _work_curator,
     "curator-uncapped": _work_curator_uncapped,
+    "synthdistill-wide": _work_synthdistill_wide,
 }
 
 

@@ -287,7 +287,10 @@ def evaluate_command(
 @critic_app.command("train")
 def critic_train(
     run_dir: Annotated[
-        Path, typer.Argument(help="Run folder (outputs/<name>); the model is saved in it.", file_okay=False)
+        Path,
+        typer.Argument(
+            help="Run folder (outputs/<name>); the model is saved in it.", exists=True, file_okay=False
+        ),
     ],
     labels: Annotated[
         Path | None,

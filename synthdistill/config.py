@@ -255,7 +255,8 @@ def validate_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
             )
         stage = stage_registry.get(name)
         try:
-            stage_config = stage.config.model_validate(options)
+            # The pipeline's folder lets validators find files beside it (critics/*.py of the project).
+            stage_config = stage.config.model_validate(options, context={"base_dir": path.parent})
         except ValidationError as exc:
             raise _config_error(exc, file, prefix=f"stages[{index}].{name}") from None
         stages.append(StageSpec(name=name, index=index + 1, config=stage_config))

@@ -131,8 +131,10 @@ class Engine:
         """
         loop = self._ensure_loop()
         results: queue.Queue[Any] = queue.Queue()
-        # Bounds what is submitted but not yet taken by the caller: the memory of a run stays flat.
-        window = asyncio.Semaphore(self.max_concurrency * 4)
+        # Bounds what is submitted but not yet taken by the caller, so the memory of a run stays flat. Results
+        # leave in input order, so one slow request (a hang until its timeout) holds back everything after
+        # it: 16x the concurrency keeps the slots busy past it (4x delivered half as much under faults).
+        window = asyncio.Semaphore(self.max_concurrency * 16)
         done = object()
         retries = self.parse_retries if parse_retries is None else parse_retries
         produce = self._produce(items, parse, retries, window, results, done)
@@ -204,6 +206,9 @@ class Engine:
                 results.put(exc)
 
         try:
+            # A local model's identity hashes its checkpoint (seconds): once, off the loop, before any
+            # request, so that requests reach the backend in input order.
+            await asyncio.to_thread(self.identity)
             for index, (payload, request) in enumerate(items):
                 await window.acquire()
                 if stopped:
@@ -225,7 +230,7 @@ class Engine:
         self, pending: _Pending, parse: Parser | None, parse_retries: int, in_flight: asyncio.Semaphore
     ) -> None:
         request = pending.request
-        model = await asyncio.to_thread(self.identity)
+        model = self.identity()
         messages = request.messages
         params = request.params()
         pending.samples = [None] * request.n

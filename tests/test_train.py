@@ -147,7 +147,7 @@ def test_a_few_steps_change_the_weights_lower_the_loss_and_drop_a_leaked_questio
 
     monkeypatch.chdir(tmp_path)
     options = (
-        "{max_steps: 6, batch_size: 4, epochs: 10, learning_rate: 2e-3, max_length: 128, lora: {r: 4}, "
+        "{max_steps: 4, batch_size: 4, epochs: 10, learning_rate: 2e-3, max_length: 128, lora: {r: 4}, "
         "extra_data: {source: extra.jsonl, fields: {question: q, answer: a}}}"
     )
     path = write_pipeline(tmp_path, options, train=2)
@@ -157,7 +157,7 @@ def test_a_few_steps_change_the_weights_lower_the_loss_and_drop_a_leaked_questio
     assert code == 0, err
     assert "01-train: 1 training examples have a question of the test split" in err
     details = json.loads(Path("outputs/tr/manifest.json").read_text())["stages"][0]["details"]
-    assert details["leaks"] == 1 and details["records"] == 3 and details["steps"] == 6
+    assert details["leaks"] == 1 and details["records"] == 3 and details["steps"] == 4
     assert details["losses"][-1] < details["losses"][0], details["losses"]
     model = Path("outputs/tr/01-train/model")
     student = load_file(model / "model.safetensors")

@@ -134,7 +134,9 @@ class NearDup(BaseCritic):
         if self._vectors is None:
             self._vectors = _Rows(vectors.shape[1])
         kept_best, kept_at = _best_match(vectors, self._vectors.view(), self.options.block_size)
-        test_best, test_at = _best_match(vectors, self._test_matrix(), self.options.block_size)
+        test_best, test_at = _best_match(
+            vectors, self._test_matrix(vectors.shape[1]), self.options.block_size
+        )
         within = vectors @ vectors.T
         accepted = np.zeros(len(records), dtype=bool)
         verdicts = []
@@ -195,11 +197,16 @@ class NearDup(BaseCritic):
         field = self.options.test_field or self.options.field
         return [field_text(r, field) for r in records]
 
-    def _test_matrix(self) -> np.ndarray:
+    def _test_matrix(self, dim: int) -> np.ndarray:
         if self._test_vectors is None:
+            import numpy as np
+
             from synthdistill.embeddings import embed
 
-            self._test_vectors = embed(self._test_texts(), self.options.embedder)
+            texts = self._test_texts()
+            self._test_vectors = (
+                embed(texts, self.options.embedder) if texts else np.zeros((0, dim), np.float32)
+            )
         return self._test_vectors
 
     def _test_rouge_index(self) -> RougeIndex:

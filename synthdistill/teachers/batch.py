@@ -49,6 +49,10 @@ class BatchQueue:
         self._polls: dict[str, asyncio.Task[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
+    async def aclose(self) -> None:
+        """Close the client."""
+        await self._client.close()
+
     def use_journal(self, path: Path) -> None:
         """Keep job ids in `path`, and reopen the jobs it lists as unfinished."""
         self._journal = path
