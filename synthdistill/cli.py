@@ -403,6 +403,10 @@ def _log_to(path: Path) -> None:
     logging.captureWarnings(True)  # library deprecation warnings belong in the log, not the terminal
     for name in ("synthdistill", "transformers", "trl", "peft", "datasets", "py.warnings"):
         logger = logging.getLogger(name)
+        # A second run in one process (tests, notebooks) logs to its own run folder, not the first one's.
+        for old in [h for h in logger.handlers if isinstance(h, _LazyFileHandler)]:
+            logger.removeHandler(old)
+            old.close()
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

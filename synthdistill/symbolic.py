@@ -57,8 +57,8 @@ def parse_tails(text: str) -> dict[str, Any]:
     tails = []
     for line in _list_lines(text):
         tail = _clean(line)
-        # A line that restates the prompt ("Event: ...") or a whole new event is not an inference.
-        if tail and len(tail.split()) <= MAX_TAIL_WORDS and not _NOT_A_TAIL.match(tail):
+        # A line that restates the prompt ("Event: ..."), asks a question or holds no word is no inference.
+        if _WORD.search(tail) and len(tail.split()) <= MAX_TAIL_WORDS and not _NOT_A_TAIL.match(tail):
             tails.append(tail)
     if not tails:
         raise ParseError(
@@ -155,6 +155,7 @@ def _key(item: str, values: dict[str, str]) -> str:
     return stable_hash(item.lower(), values)
 
 
+_WORD = re.compile(r"[^\W\d_]")
 _MARKER = re.compile(r"^(?:\d{1,2}\s*[.):]|[-*\u2022])\s+")
 _PERSON_X = re.compile(r"\bperson\s*x\b", re.IGNORECASE)
-_NOT_A_TAIL = re.compile(r"^(?:event|relation|answer|question)\s*:|^personx\b.*\b(?:is|does)\b.*\?$", re.I)
+_NOT_A_TAIL = re.compile(r"^(?:event|relation|answer|question)\s*:|\?$", re.IGNORECASE)

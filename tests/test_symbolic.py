@@ -215,25 +215,41 @@ teacher: {{backend: openai, model: scripted, api_base: "{url}", max_retries: 0}}
 data: {{source: builtin:events, test_source: builtin:triples, split: {{train: 3, test: 7}}}}
 stages:
   - generate: {{template: symbolic_events.j2, parse: events, n: 1}}
+  - filter:
+      critics: [{{exact_dup: {{field: input.head, against_test: true}}}}, {{near_dup: {{field: input.head}}}}]
   - generate:
       template: symbolic_relation.j2
       parse: triples
       expand: {{relation: [xIntent, xReact]}}
       n: 1
-  - filter: {{critics: [{{length: {{max_words: 400}}}}]}}
+  - filter:
+      critics:
+        - {{length: {{field: answer, max_words: 8}}}}
+        - {{format: {{required: [answer, input.relation], field: answer, forbid: '\\bPersonX\\b'}}}}
+        - {{regex: {{field: "{{{{ relation }}}} {{{{ answer }}}}", pattern: '^(?:xIntent to |xReact )'}}}}
 """
 
 
 def symbolic_responder(messages, params, index):
-    """Events: two per topic plus one shared by every topic and a line that is no event; tails: two each."""
+    """Fixed events and tails; the comments say which critic each line is there for."""
     prompt = messages[-1]["content"]
     topic = re.fullmatch(r"Write \d+ everyday events about (.+)\.", prompt)
     if topic:
-        return f"1. PersonX thinks about {topic[1]}\n2. PersonX talks about {topic[1]}\n3. Nice!\n"
+        return (
+            f"1. PersonX thinks about {topic[1]}\n"
+            "2. PersonX walks the dog\n"  # every slot writes it: exact_dup keeps the first
+            "3. PersonX walks the dogs\n"  # near_dup of the line above
+            "4. Nice!\n"  # not an event: not parsed
+        )
     head = re.match(r"Event: (.+)\n", prompt)[1]
     if "feel" in prompt:  # xReact
-        return "1. happy\n2. calm\n"
-    return f"1. to learn about {head.split(' about ')[-1]}\n2. to have fun.\n"
+        return "1. happy\n2. calm\n3. PersonX is glad\n"  # format forbids PersonX
+    return (
+        f"1. to learn about {head.split()[-1]}\n"
+        "2. to have fun.\n"
+        "3. curious\n"  # regex: an intent starts with "to"
+        "4. to see what happens when you think really hard\n"  # length: 9 words
+    )
 
 
 @pytest.fixture
@@ -251,54 +267,71 @@ def test_symbolic_pipeline_makes_events_then_triples_with_links_and_a_dataset(ti
     manifest = run_pipeline(load_pipeline(path), RunOptions())
     assert manifest.status == "done"
     assert [(s.name, s.records_in, s.records_out) for s in manifest.stages] == [
-        ("generate", 3, 6),  # two events a slot
-        ("generate", 6, 24),  # two tails for each of two relations
-        ("filter", 24, 24),
+        ("generate", 3, 9),  # three events a slot
+        ("filter", 9, 4),  # the dog twice more, exactly; the dogs once, nearly
+        ("generate", 4, 28),  # four xIntent and three xReact tails an event
+        ("filter", 28, 16),  # one too long, one with PersonX, one intent without "to"
     ]
-    assert server.stats.by_path["/v1/chat/completions"] == 3 + 6 * 2
+    assert server.stats.by_path["/v1/chat/completions"] == 3 + 4 * 2
     events = list(read_records(Path("outputs/sym/01-generate/records.jsonl")))
-    slots = {e.parent_id for e in events}
-    assert len(slots) == 3 and all(e.input.keys() == {"head"} for e in events)
+    assert len({e.parent_id for e in events}) == 3 and all(e.input.keys() == {"head"} for e in events)
     assert manifest.stages[0].details["parse_rate"] == 1.0
-    triples = list(read_records(Path("outputs/sym/02-generate/records.jsonl")))
-    assert {t.parent_id for t in triples} == {e.id for e in events}
-    assert len({t.id for t in triples}) == 24
-    by_value = manifest.stages[1].details["by_value"]
-    assert by_value == {
-        "xIntent": {"samples_parsed": 6, "samples_failed": 0, "records_made": 12},
-        "xReact": {"samples_parsed": 6, "samples_failed": 0, "records_made": 12},
+    dropped = [
+        (r.dropped_by, r.input["head"])
+        for r in read_records(Path("outputs/sym/02-filter/records.jsonl"))
+        if not r.kept
+    ]
+    assert sorted(dropped) == [("exact_dup", "PersonX walks the dog")] * 2 + [
+        ("exact_dup", "PersonX walks the dogs")
+    ] * 2 + [("near_dup", "PersonX walks the dogs")]
+    kept_events = list(read_records(Path("outputs/sym/02-filter/records.jsonl"), kept_only=True))
+    triples = list(read_records(Path("outputs/sym/03-generate/records.jsonl")))
+    assert {t.parent_id for t in triples} == {e.id for e in kept_events}
+    assert len({t.id for t in triples}) == 28
+    assert manifest.stages[2].details["by_value"] == {
+        "xIntent": {"samples_parsed": 4, "samples_failed": 0, "records_made": 16},
+        "xReact": {"samples_parsed": 4, "samples_failed": 0, "records_made": 12},
     }
-    first = next(t for t in triples if t.input["relation"] == "xIntent")
-    assert first.answer.startswith("to learn about ") and first.input["question"].endswith(" xIntent")
+    final = list(read_records(Path("outputs/sym/04-filter/records.jsonl")))
+    assert (
+        sorted(r.dropped_by for r in final if not r.kept) == ["format"] * 4 + ["length"] * 4 + ["regex"] * 4
+    )
+    walk = next(t for t in final if t.kept and t.input["head"] == "PersonX walks the dog")
+    assert walk.input["question"] == "PersonX walks the dog " + walk.input["relation"]
 
     from datasets import load_from_disk
 
     dataset = load_from_disk("outputs/sym/dataset")
-    assert len(dataset) == 24
-    assert sorted(dataset["question"])[0].startswith("PersonX ") and "happy" in dataset["answer"]
+    assert len(dataset) == 16
+    assert sorted(set(dataset["answer"]))[:3] == ["calm", "happy", "to have fun"]
+    assert "PersonX walks the dog xReact" in dataset["question"]
 
 
 def test_a_classifier_trained_on_labelled_triples_filters_the_next_run(tiny):
-    # The paper's critic: label some triples, train a classifier on them, filter with it.
+    # The paper's critic: label triples, train a classifier on them, filter with it in place of a rule.
     from synthdistill.critics.classifier import train_classifier
 
     path, server = tiny
     run_pipeline(load_pipeline(path), RunOptions())
-    triples = list(read_records(Path("outputs/sym/03-filter/records.jsonl")))
+    triples = list(read_records(Path("outputs/sym/03-generate/records.jsonl")))
+    good = {t.answer for t in triples if t.answer == "happy" or t.answer.startswith("to learn about")}
     labels = Path("labels.jsonl")
-    rejected = {"calm", "to have fun"}
     labels.write_text(
-        "".join(json.dumps({"answer": t.answer, "label": t.answer not in rejected}) + "\n" for t in triples)
+        "".join(json.dumps({"answer": t.answer, "label": t.answer in good}) + "\n" for t in triples)
     )
     train_classifier(Path("outputs/sym"), labels=labels, field="answer")
     calls = server.stats.requests
-    critics = "[{length: {max_words: 400}}, classifier]"
-    manifest = run_pipeline(load_pipeline(path, [f"filter.critics={critics}"]), RunOptions())
-    assert server.stats.requests == calls  # generate stages skipped
-    assert [s.status for s in manifest.stages] == ["skipped", "skipped", "done"]
-    kept = list(read_records(Path("outputs/sym/03-filter/records.jsonl"), kept_only=True))
-    assert len(kept) == 12 and not {t.answer for t in kept} & rejected
-    assert manifest.stages[2].details["critics"]["classifier"]["dropped"] == 12
+    manifest = run_pipeline(load_pipeline(path, ["stages.3.filter.critics.2=classifier"]), RunOptions())
+    assert server.stats.requests == calls  # the generate stages are skipped
+    assert [s.status for s in manifest.stages] == ["skipped"] * 3 + ["done"]
+    kept = list(read_records(Path("outputs/sym/04-filter/records.jsonl"), kept_only=True))
+    assert len(kept) == 8 and {t.answer for t in kept} == good
+    # length and format drop four each before it; it drops calm, "to have fun" and curious.
+    assert manifest.stages[3].details["critics"]["classifier"] == {
+        **manifest.stages[3].details["critics"]["classifier"],
+        "seen": 20,
+        "dropped": 12,
+    }
 
 
 def test_a_second_symbolic_run_makes_no_calls(tiny):
@@ -306,24 +339,24 @@ def test_a_second_symbolic_run_makes_no_calls(tiny):
     run_pipeline(load_pipeline(path), RunOptions())
     before = server.stats.requests
     again = run_pipeline(load_pipeline(path), RunOptions())
-    assert server.stats.requests == before and [s.status for s in again.stages] == ["skipped"] * 3
+    assert server.stats.requests == before and [s.status for s in again.stages] == ["skipped"] * 4
 
 
 def test_unparsable_tails_drop_the_event_with_the_reason(tiny):
     path, server = tiny
 
     def no_tails(messages, params, index):
-        if messages[-1]["content"].startswith("Event: PersonX talks"):
+        if messages[-1]["content"].startswith("Event: PersonX walks the dog\n"):
             return "Event: nothing to say"
         return symbolic_responder(messages, params, index)
 
     server.responder = no_tails
     manifest = run_pipeline(load_pipeline(path), RunOptions())
-    assert manifest.stages[1].records_out == 12
-    dropped = [r for r in read_records(Path("outputs/sym/02-generate/records.jsonl")) if not r.kept]
-    assert len(dropped) == 3 and all(r.input["head"].startswith("PersonX talks") for r in dropped)
-    assert all("no tail line" in r.verdicts["generate"].reason for r in dropped)
-    assert manifest.stages[1].details["parse_rate"] == 0.5
+    assert manifest.stages[2].records_out == 7 * 3  # the events of the dog still have theirs
+    dropped = [r for r in read_records(Path("outputs/sym/03-generate/records.jsonl")) if not r.kept]
+    assert len(dropped) == 1 and dropped[0].input["head"] == "PersonX walks the dog"
+    assert "no tail line" in dropped[0].verdicts["generate"].reason
+    assert manifest.stages[2].details["parse_rate"] == 0.75
 
 
 def test_the_test_split_holds_hand_written_triples_for_the_student_prompt(tiny):
@@ -336,8 +369,8 @@ def test_the_test_split_holds_hand_written_triples_for_the_student_prompt(tiny):
 
 def test_expand_without_values_is_refused_naming_the_key(tiny):
     path, _ = tiny
-    with pytest.raises(ConfigError, match=r"stages\[1\]\.generate\.expand.*relation has no values"):
-        load_pipeline(path, ["stages.1.generate.expand.relation=[]"])
+    with pytest.raises(ConfigError, match=r"stages\[2\]\.generate\.expand.*relation has no values"):
+        load_pipeline(path, ["stages.2.generate.expand.relation=[]"])
 
 
 # The shipped pipeline on the embedded model
