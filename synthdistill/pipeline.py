@@ -347,7 +347,11 @@ def _stage_fingerprint(
 ) -> str:
     templates = {name: ctx.templates.hash(name) for name in stage.inputs(spec.config)}
     models = {part: getattr(pipeline.config, part).model_dump(mode="json") for part in stage.uses}
-    return stable_hash(spec.name, spec.config.model_dump(mode="json"), previous, templates, models)
+    files = {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+        for path in stage.files(spec.config, pipeline.base_dir, ctx.run.root)
+    }
+    return stable_hash(spec.name, spec.config.model_dump(mode="json"), previous, templates, models, files)
 
 
 def _add_totals(manifest: Manifest) -> None:

@@ -305,3 +305,32 @@ def test_a_run_that_keeps_nothing_still_writes_an_empty_dataset(project):
     assert manifest.status == "done" and manifest.stages[-1].records_out == 0
     dataset = load_from_disk("outputs/t/dataset")
     assert len(dataset) == 0 and "verdicts" in dataset.column_names
+
+
+def test_editing_a_users_critic_reruns_the_filter_and_nothing_before_it(project):
+    path, server = project
+    critics = path.parent / "critics"
+    critics.mkdir()
+    source = '''
+from synthdistill.critics import BaseCritic
+from synthdistill.records import Verdict
+
+
+class Short(BaseCritic):
+    name = "short"
+
+    def score(self, records):
+        return [Verdict(passed=len(r.rationale or "") < LIMIT, reason="length") for r in records]
+
+
+LIMIT = 1000
+'''
+    (critics / "short.py").write_text(source)
+    path.write_text(path.read_text().replace("critics: [answer_match]", "critics: [answer_match, short]"))
+    first = run(path)
+    assert first.stages[2].records_out == 12
+    assert [s.status for s in run(path).stages] == ["skipped"] * 3
+    (critics / "short.py").write_text(source.replace("LIMIT = 1000", "LIMIT = 1"))
+    edited = run(path)
+    assert [s.status for s in edited.stages] == ["skipped", "skipped", "done"]
+    assert edited.stages[2].records_out == 0 and edited.teacher.calls == 0

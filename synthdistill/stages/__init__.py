@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -30,3 +31,6 @@ class Stage:
     """Whether the stage writes records; a stage that does not (train, evaluate) passes its inputs on."""
     uses: tuple[str, ...] = ()
     """Parts of the pipeline it depends on beyond its own config (teacher, student), for its fingerprint."""
+    files: Callable[[Any, Path, Path], list[Path]] = field(default=lambda config, base_dir, run_dir: [])
+    """Other files whose content the stage's output depends on (a user's critic, a trained classifier),
+    given the config, the pipeline file's folder and the run folder; hashed into its fingerprint."""

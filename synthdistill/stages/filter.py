@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from synthdistill.context import StageContext
-from synthdistill.critics import Critic, build_critic, critic_folders, known_critics
+from synthdistill.critics import Critic, build_critic, critic_folders, find_critic, known_critics
 from synthdistill.errors import CriticError
 from synthdistill.records import Record, Verdict
 from synthdistill.stages import Stage
@@ -117,6 +117,30 @@ def critic_templates(config: FilterConfig) -> list[str]:
     return templates
 
 
+def critic_files(config: FilterConfig, base_dir: Path, run_dir: Path) -> list[Path]:
+    """Files the critics' verdicts depend on, for the fingerprint: a user's critic source, a classifier."""
+    import inspect
+
+    import synthdistill
+    from synthdistill.critics.classifier import MODEL_FILE
+
+    package = Path(synthdistill.__file__).resolve().parent
+    files = []
+    for entry in config.critics:
+        name, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        try:
+            source = inspect.getsourcefile(find_critic(name, critic_folders(base_dir)))
+        except (CriticError, TypeError):
+            source = None
+        # The package's own critics change only with its version, which every fingerprint holds.
+        if source is not None and package not in Path(source).resolve().parents:
+            files.append(Path(source).resolve())
+        if name == "classifier":
+            model = (options or {}).get("model")
+            files.append(base_dir / model if model else run_dir / MODEL_FILE)
+    return files
+
+
 def _score(critic: Critic, records: list[Record]) -> list[Verdict]:
     try:
         verdicts = critic.score(records)
@@ -150,6 +174,7 @@ STAGE = Stage(
     run=run,
     summary="Judge records with critics; keep those every critic passes.",
     inputs=critic_templates,
+    files=critic_files,
     # A judge is a teacher and token bounds count in the student's tokenizer: either changing re-judges.
     uses=("teacher", "student"),
 )
