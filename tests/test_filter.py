@@ -190,3 +190,24 @@ def test_a_critic_error_about_a_field_names_the_critic_and_the_record(tmp_path, 
         CriticError, match=r"critic 'regex' on a batch starting at record \w+: record \w+ has no"
     ):
         list(run([record("a")], ctx))
+
+
+@pytest.mark.parametrize(
+    "critic", ["{exact_dup: {field: input.question}}", "{near_dup: {field: input.question, method: rouge_l}}"]
+)
+def test_a_resumed_filter_remembers_what_its_dedup_critics_passed_before_the_stop(tmp_path, make_ctx, critic):
+    from synthdistill.runfolder import RecordWriter
+
+    options = f"{{critics: [{critic}]}}"
+    ctx = make_ctx(tmp_path, options=options)
+    before = list(run([record("Liam has 7 marbles and finds 5 more."), record("Sofia sells 9 rolls.")], ctx))
+    with RecordWriter(ctx.folder / "records.jsonl") as writer:
+        writer.write(before)  # what the stage had written when it was killed
+    resumed = list(
+        run(
+            [record("liam has 7 marbles and finds 5 more."), record("Ana has 4 boxes.")],
+            make_ctx(tmp_path, options=options),
+        )
+    )
+    assert [r.kept for r in before] == [True, True]
+    assert [r.kept for r in resumed] == [False, True]

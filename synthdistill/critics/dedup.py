@@ -2,7 +2,8 @@
 
 Both keep state across the filter's batches: the texts they passed so far are the kept set, and a
 later record is compared with all of them (and with the records before it in its own batch). A
-record that a later critic drops stays in the kept set, so put these critics last in the filter.
+record that a later critic drops stays in the kept set, so put these critics last in the filter. When a
+killed filter resumes, the filter hands them (`remember`) what they passed before the kill.
 With `against_test`, every record is also compared with the test split, so that no test item
 leaks into training.
 
@@ -77,6 +78,11 @@ class ExactDup(BaseCritic):
                 verdicts.append(Verdict(score=0.0, passed=True, reason="first of its text"))
         return verdicts
 
+    def remember(self, records: list[Record]) -> None:
+        """Add records passed before a resume to the kept set, without scoring them."""
+        for record in records:
+            self._kept.setdefault(_digest(field_text(record, self.options.field)), record.id)
+
     def _test_hashes(self) -> dict[str, str]:
         if self._test is None:
             field = self.options.test_field or self.options.field
@@ -124,6 +130,21 @@ class NearDup(BaseCritic):
         if self.options.method == "rouge_l":
             return self._score_rouge(records, texts)
         return self._score_embeddings(records, texts)
+
+    def remember(self, records: list[Record]) -> None:
+        """Add records passed before a resume to the kept set, without scoring them."""
+        texts = [field_text(record, self.options.field) for record in records]
+        if self.options.method == "rouge_l":
+            for text in texts:
+                self._index.add(tokenize(text))
+        else:
+            from synthdistill.embeddings import embed
+
+            vectors = embed(texts, self.options.embedder)
+            if self._vectors is None:
+                self._vectors = _Rows(vectors.shape[1])
+            self._vectors.extend(vectors)
+        self._ids.extend(record.id for record in records)
 
     def _score_embeddings(self, records: list[Record], texts: list[str]) -> list[Verdict]:
         import numpy as np

@@ -20,6 +20,7 @@ from synthdistill.context import StageContext
 from synthdistill.critics import Critic, build_critic, critic_folders, find_critic, known_critics
 from synthdistill.errors import CriticError
 from synthdistill.records import Record, Verdict
+from synthdistill.runfolder import read_records
 from synthdistill.stages import Stage
 
 
@@ -76,6 +77,7 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
             f"the filter names a critic twice ({', '.join(names)}): verdicts are stored by critic name, "
             "so merge the two entries into one"
         )
+    _recall_passed(critics, ctx.folder / "records.jsonl", config.batch_size)
     stats = {c.name: {"seen": 0, "passed": 0, "dropped": 0, "seconds": 0.0} for c in critics}
     iterator = iter(records)
     while batch := list(islice(iterator, config.batch_size)):
@@ -139,6 +141,19 @@ def critic_files(config: FilterConfig, base_dir: Path, run_dir: Path) -> list[Pa
             model = (options or {}).get("model")
             files.append(base_dir / model if model else run_dir / MODEL_FILE)
     return files
+
+
+def _recall_passed(critics: list[Critic], written: Path, batch_size: int) -> None:
+    """On a resumed filter, hand each critic that keeps state (exact_dup, near_dup) what it passed before."""
+    remembering = [c for c in critics if hasattr(c, "remember")]
+    if not remembering or not written.exists():
+        return  # a fresh stage: the pipeline has removed the file
+    records = iter(read_records(written))
+    while batch := list(islice(records, batch_size)):
+        for critic in remembering:
+            passed = [r for r in batch if (v := r.verdicts.get(critic.name)) is not None and v.passed]
+            if passed:
+                critic.remember(passed)
 
 
 def _score(critic: Critic, records: list[Record]) -> list[Verdict]:
