@@ -89,6 +89,12 @@ class Templates:
             raise TemplateError(
                 f"template {name!r} line {exc.lineno}: {exc.message}; fix its syntax"
             ) from None
+        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            # An expression that fails on this record's values ("{{ count + 1 }}" on a string, say).
+            raise TemplateError(
+                f"template {name!r} failed on a record: {type(exc).__name__}: {exc}; check the expressions "
+                "against the record's fields (data fields arrive as text: convert with | int or | float)"
+            ) from None
 
 
 def _packaged_prompts() -> Path:

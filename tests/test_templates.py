@@ -46,3 +46,10 @@ def test_hash_follows_the_source(tmp_path):
     first = Templates([tmp_path]).hash("t.j2")
     path.write_text("B {{ question }}")
     assert Templates([tmp_path]).hash("t.j2") != first
+
+
+def test_an_expression_that_fails_on_a_record_is_a_template_error_naming_the_template(tmp_path):
+    (tmp_path / "bad.j2").write_text("{{ count + 1 }}")
+    templates = Templates.for_pipeline(tmp_path)
+    with pytest.raises(TemplateError, match=r"template 'bad.j2' failed on a record: TypeError.*\| int"):
+        templates.render("bad.j2", {"count": "4"})
