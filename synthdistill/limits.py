@@ -125,7 +125,7 @@ class _Bucket:
         return 0.0 if self.level >= need else (need - self.level) / self.rate
 
     def take(self, amount: float) -> None:
-        """Take `amount`, or give it back when negative (a debt below zero is repaid before the next request)."""
+        """Take `amount`, or give it back when negative; a debt below zero is repaid before the next take."""
         self._refill()
         self.level = min(self.capacity, self.level - amount)
 
