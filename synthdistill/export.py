@@ -15,12 +15,12 @@ from typing import Any
 import yaml
 
 from synthdistill.errors import RunError
-from synthdistill.records import Record
+from synthdistill.records import DATASET_COLUMNS, Record, dataset_row
 from synthdistill.review.decisions import Decision, decision_counts, load_decisions, reviewed_records
 from synthdistill.review.runview import RunView, open_run
 
 FORMATS: tuple[str, ...] = ("jsonl", "parquet", "hf")
-COLUMNS = ("id", "parent_id", "question", "gold", "rationale", "answer", "agreement", "verdicts", "review")
+COLUMNS = {**DATASET_COLUMNS, "review": "string"}
 DATA_FILES = {"jsonl": "data.jsonl", "parquet": "train.parquet"}
 
 
@@ -60,21 +60,11 @@ def export_run(
 
 
 def export_row(record: Record, decision: Decision | None) -> dict[str, Any]:
-    """One exported row: the same columns as dataset/, plus what the review did to the record."""
+    """One exported row: the columns of dataset/, plus what the review did to the record."""
     review = None
     if decision is not None:
         review = "edited" if decision.edited else decision.status
-    return {
-        "id": record.id,
-        "parent_id": record.parent_id,
-        "question": str(record.input.get("question", "")),
-        "gold": record.gold,
-        "rationale": record.rationale,
-        "answer": record.answer,
-        "agreement": record.agreement,
-        "verdicts": {name: v.model_dump() for name, v in record.verdicts.items()},
-        "review": review,
-    }
+    return {**dataset_row(record), "review": review}
 
 
 def dataset_card(run: RunView, stage: str, rows: int, decisions: dict[str, Decision], format: str) -> str:
@@ -140,11 +130,12 @@ def dataset_card(run: RunView, stage: str, rows: int, decisions: dict[str, Decis
 
 
 def _dataset(rows: list[dict[str, Any]]) -> Any:
-    from datasets import Dataset
+    from datasets import Dataset, Features, Value
 
+    features = Features({name: Value(kind) for name, kind in COLUMNS.items()})
     if not rows:
-        return Dataset.from_dict({column: [] for column in COLUMNS})
-    return Dataset.from_list(rows)
+        return Dataset.from_dict({column: [] for column in COLUMNS}, features=features)
+    return Dataset.from_list(rows, features=features)
 
 
 def _push(rows: list[dict[str, Any]], card: str, repo: str, target: Path) -> None:

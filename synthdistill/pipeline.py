@@ -10,7 +10,6 @@ again, and the call cache answers whatever was paid for before a kill.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import time
@@ -28,7 +27,7 @@ from synthdistill.costs import Budget, BudgetExceeded
 from synthdistill.data import load_splits
 from synthdistill.devices import resolve_device
 from synthdistill.errors import ConfigError, RunError, TemplateError
-from synthdistill.records import Record, stable_hash
+from synthdistill.records import DATASET_COLUMNS, Record, dataset_row, stable_hash
 from synthdistill.registry import registry
 from synthdistill.review.decisions import Decision, decisions_digest, load_decisions, reviewed_records
 from synthdistill.runfolder import (
@@ -380,14 +379,14 @@ def _save_dataset(records_path: Path, target: Path, decisions: dict[str, Decisio
 
     from datasets import Dataset, Features, Value
 
-    features = Features({name: Value(kind) for name, kind in _DATASET_COLUMNS.items()})
+    features = Features({name: Value(kind) for name, kind in DATASET_COLUMNS.items()})
     tmp = target.with_name(f".{target.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     with tempfile.TemporaryDirectory(prefix="synthdistill-dataset-") as cache_dir:
         if next(reviewed_records(records_path, decisions), None) is None:
             # A generator that yields nothing is an error to datasets; an empty run is not.
-            dataset = Dataset.from_dict({name: [] for name in _DATASET_COLUMNS}, features=features)
+            dataset = Dataset.from_dict({name: [] for name in DATASET_COLUMNS}, features=features)
         else:
             dataset = Dataset.from_generator(
                 _dataset_rows,
@@ -403,34 +402,9 @@ def _save_dataset(records_path: Path, target: Path, decisions: dict[str, Decisio
     tmp.rename(target)
 
 
-_DATASET_COLUMNS = {
-    "id": "string",
-    "parent_id": "string",
-    "question": "string",
-    "gold": "string",
-    "rationale": "string",
-    "answer": "string",
-    "agreement": "float64",
-    "input": "string",
-    "verdicts": "string",
-}
-"""dataset/'s columns; `input` (the task's fields) and `verdicts` are JSON text, since their keys differ
-from task to task and run to run (and an empty struct cannot be written to parquet)."""
-
-
 def _dataset_rows(records_path: Path, decisions: dict[str, Decision]) -> Iterator[dict[str, Any]]:
     for record in reviewed_records(records_path, decisions):
-        yield {
-            "id": record.id,
-            "parent_id": record.parent_id,
-            "question": str(record.input.get("question", "")),
-            "gold": record.gold,
-            "rationale": record.rationale,
-            "answer": record.answer,
-            "agreement": record.agreement,
-            "input": json.dumps(record.input, ensure_ascii=False, default=str),
-            "verdicts": json.dumps({name: v.model_dump() for name, v in record.verdicts.items()}),
-        }
+        yield dataset_row(record)
 
 
 def _package_version() -> str:

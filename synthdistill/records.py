@@ -102,3 +102,34 @@ class Record(BaseModel):
         """The gold answer, when the task has one."""
         value = self.input.get("answer")
         return None if value is None else str(value)
+
+
+DATASET_COLUMNS = {
+    "id": "string",
+    "parent_id": "string",
+    "question": "string",
+    "gold": "string",
+    "rationale": "string",
+    "answer": "string",
+    "agreement": "float64",
+    "input": "string",
+    "verdicts": "string",
+}
+"""Columns of dataset/ and of exports, with their Arrow types. `input` (the task's fields) and `verdicts`
+are JSON text, since their keys differ from task to task and run to run (and parquet cannot hold the
+empty struct of a run without critics)."""
+
+
+def dataset_row(record: Record) -> dict[str, Any]:
+    """A record as one row of dataset/ (and of an export)."""
+    return {
+        "id": record.id,
+        "parent_id": record.parent_id,
+        "question": str(record.input.get("question", "")),
+        "gold": record.gold,
+        "rationale": record.rationale,
+        "answer": record.answer,
+        "agreement": record.agreement,
+        "input": json.dumps(record.input, ensure_ascii=False, default=str),
+        "verdicts": json.dumps({name: v.model_dump() for name, v in record.verdicts.items()}),
+    }
