@@ -77,6 +77,23 @@ def load_splits(
     return [Record.from_input(item) for item in train], [Record.from_input(item) for item in test]
 
 
+def load_items(
+    source: str,
+    fields: dict[str, str | dict[str, str]],
+    options: dict[str, Any],
+    base_dir: Path,
+    *,
+    file: str,
+    key: str,
+    count: int = 1000,
+) -> list[dict[str, Any]]:
+    """Every mapped item of one data file (de-duplicated by question, in a seeded order), for evaluation
+    sets and training mixes; errors are one-line DataErrors naming `file` and `key`."""
+    config = DataConfig(source=source, fields=fields, options=options)
+    # A file is read whole; a builtin task is asked for `count` items.
+    return _items(source, key, config, _compile_fields(fields, file), 0, count, base_dir, file)
+
+
 def _items(
     spec: str,
     key: str,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthdistill.config import TeacherConfig
 from synthdistill.context import StageContext
+from synthdistill.data import load_items
 from synthdistill.engine import Engine
 from synthdistill.parsing import answers_match, extract_answer
 from synthdistill.records import Record, Verdict
@@ -176,27 +177,6 @@ def evaluate_model(
         ctx.close()
     (folder / "metrics.json").write_text(json.dumps(ctx.metrics, indent=2), encoding="utf-8")
     return ctx.metrics
-
-
-def load_items(
-    source: str,
-    fields: dict[str, str | dict[str, str]],
-    options: dict[str, Any],
-    base_dir: Path,
-    *,
-    file: str,
-    key: str,
-    count: int = 1000,
-) -> list[dict[str, Any]]:
-    """Every mapped item of one data file (de-duplicated by question, in a seeded order), for evaluation
-    sets and training mixes; errors are one-line DataErrors naming `file` and `key`."""
-    from synthdistill.config import DataConfig
-    from synthdistill.data import _compile_fields, _items
-
-    # data.py exposes splits only; its per-source reader and field mapping are what a single file needs.
-    config = DataConfig(source=source, fields=fields, options=options)
-    # A file is read whole; a builtin task is asked for `count` items.
-    return _items(source, key, config, _compile_fields(fields, file), 0, count, base_dir, file)
 
 
 def parse_judgment(text: str) -> str | None:

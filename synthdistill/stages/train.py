@@ -247,7 +247,7 @@ def _sample(records: list[Record], limit: int | None, seed: int) -> list[Record]
 
 def _extra_records(extra: ExtraDataConfig, ctx: StageContext) -> list[Record]:
     """The user file's rows as records whose rationale and answer (when mapped) are what is learnt."""
-    from synthdistill.stages.evaluate import load_items
+    from synthdistill.data import load_items
 
     file = str(ctx.pipeline.path)
     key = f"stages[{ctx.spec.index - 1}].train.extra_data.source"
