@@ -71,13 +71,19 @@ function writeHash() {
 }
 
 // ---- records
+// Filters change faster than pages come back: only the latest request may draw, or an answer to an
+// older filter that arrives late would overwrite the newer one.
+let latestLoad = 0;
+
 async function load(selectLast) {
   writeHash();
   const params = filterParams();
   params.set("offset", state.offset);
   params.set("limit", PAGE);
+  const ticket = ++latestLoad;
   try {
     const page = await api("/api/records?" + params.toString());
+    if (ticket !== latestLoad) return;
     state.total = page.total;
     state.rows = page.records;
     state.selected = selectLast ? Math.max(0, state.rows.length - 1) : 0;
