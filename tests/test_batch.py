@@ -88,13 +88,13 @@ def test_a_run_killed_while_its_job_runs_polls_the_same_job_after_a_restart(tmp_
     with ScriptedServer(batch_delay_s=4.0) as server:
         (tmp_path / "pipelines" / "b.yaml").write_text(PIPELINE.format(url=server.url))
         child = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+        journal = tmp_path / "outputs" / "b" / "batches.jsonl"
         deadline = time.monotonic() + 60
-        while server.stats.by_path.get("/v1/batches", 0) < 1 and time.monotonic() < deadline:
+        # Killed once the job is created and journaled, while the server still works on it.
+        while not (journal.exists() and "submitted" in journal.read_text()) and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.2)  # the journal line is written right after the job is created
         child.send_signal(signal.SIGKILL)
         child.wait()
-        journal = tmp_path / "outputs" / "b" / "batches.jsonl"
         submitted = [json.loads(line) for line in journal.read_text().splitlines()]
         assert [e["event"] for e in submitted] == ["submitted"]
 

@@ -53,6 +53,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import random
 import socket
 import threading
@@ -466,7 +467,8 @@ class ScriptedServer:
         return {
             "x-ratelimit-limit-requests": str(self.rpm_limit),
             "x-ratelimit-remaining-requests": str(max(self.rpm_limit - self._window_count, -1)),
-            "x-ratelimit-reset-requests": f"{reset:.3f}s",
+            # Rounded up, so a client that waits exactly this long lands in the next window.
+            "x-ratelimit-reset-requests": f"{math.ceil(reset * 1000) / 1000:.3f}s",
         }
 
     async def _completion(self, body: dict[str, Any], *, truncate: bool) -> dict[str, Any]:
