@@ -281,7 +281,17 @@ def apply_override(raw: dict[str, Any], override: str, *, file: str = "--set") -
         raw["stages"] = stages = [{s: {}} if isinstance(s, str) else s for s in stages]
         names = [next(iter(s)) if isinstance(s, dict) and len(s) == 1 else None for s in stages]
         if parts[0] in names and parts[0] not in raw:
-            parts = ["stages", str(names.index(parts[0])), *parts]
+            positions = [str(i) for i, name in enumerate(names) if name == parts[0]]
+            if len(positions) > 1:
+                rest = ".".join(parts[1:])
+                choices = " or ".join(f"stages.{i}.{parts[0]}.{rest}" for i in positions)
+                raise ConfigError(
+                    f"--set {key}: the pipeline has {len(positions)} {parts[0]} stages; name one by "
+                    f"position: {choices}",
+                    file=file,
+                    key=key,
+                )
+            parts = ["stages", positions[0], *parts]
     target: Any = raw
     for depth, part in enumerate(parts[:-1]):
         if isinstance(target, list):

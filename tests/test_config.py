@@ -84,3 +84,17 @@ def test_set_through_a_scalar_is_a_config_error(tmp_path):
     path = write(tmp_path, "name: t\nseed: 0\nstages: [generate]\n")
     with pytest.raises(ConfigError, match="is not a mapping"):
         load_pipeline(path, ["seed.x=1"])
+
+
+def test_set_by_stage_name_is_refused_when_two_stages_share_the_name(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "name: p\nstages:\n  - generate: {n: 1}\n  - filter: {critics: [length]}\n  - generate: {n: 1}\n"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"2 generate stages; name one by position: stages.0.generate.n or stages.2.generate.n",
+    ):
+        load_pipeline(path, ["generate.n=3"])
+    loaded = load_pipeline(path, ["stages.2.generate.n=3"])
+    assert [spec.config.n for spec in loaded.stages if spec.name == "generate"] == [1, 3]
