@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from synthdistill.cache import CallCache
 from synthdistill.config import Pipeline, StageSpec, TeacherConfig
@@ -19,6 +19,8 @@ from synthdistill.registry import registry
 from synthdistill.runfolder import FailedRequests, RunFolder
 from synthdistill.teachers.base import Request
 from synthdistill.templates import Templates
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -81,21 +83,15 @@ class RunContext:
 
     def engine_stats(self) -> EngineStats:
         """The counters of every engine of the run, summed."""
-        total = EngineStats()
-        for engine in self._engines.values():
-            for name, value in vars(engine.stats).items():
-                setattr(total, name, getattr(total, name) + value)
-        return total
+        return _summed(EngineStats(), [engine.stats for engine in self._engines.values()])
 
     def take_planned(self) -> tuple[Planned, bool]:
         """What the engines planned since the last call, summed, and whether every price was known."""
-        total, priced = Planned(), True
-        for engine in self._engines.values():
-            for name, value in vars(engine.planned).items():
-                setattr(total, name, getattr(total, name) + value)
+        engines = list(self._engines.values())
+        total = _summed(Planned(), [engine.planned for engine in engines])
+        for engine in engines:
             engine.planned = Planned()
-            priced = priced and engine.price is not None
-        return total, priced
+        return total, all(engine.price is not None for engine in engines)
 
     def release_local_models(self) -> None:
         """Close the engines of local models, freeing their memory; they reload (in ~1 s) when asked for."""
@@ -137,6 +133,14 @@ class StageContext:
     def __getattr__(self, name: str) -> Any:
         # Everything else (templates, engine, artifacts, seed, ...) comes from the run.
         return getattr(self.run, name)
+
+
+def _summed(total: T, parts: list[T]) -> T:
+    """`total` (an empty counters dataclass) with every part's fields added in."""
+    for part in parts:
+        for name, value in vars(part).items():
+            setattr(total, name, getattr(total, name) + value)
+    return total
 
 
 def build_engine(

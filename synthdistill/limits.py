@@ -52,12 +52,9 @@ class RateLimiter:
         self._requests = _Bucket(rpm, clock) if rpm else None
         self._tokens = _Bucket(tpm, clock) if tpm else None
         self._paused_until = 0.0
-        self.waited_s = 0.0
-        """Seconds callers spent waiting here, summed (for the report)."""
 
     async def acquire(self, tokens: int = 0) -> None:
         """Wait until one request of about `tokens` tokens may be sent, then take its share."""
-        started = self._clock()
         while True:
             wait = max(
                 self._paused_until - self._clock(),
@@ -71,7 +68,6 @@ class RateLimiter:
             self._requests.take(1)
         if self._tokens:
             self._tokens.take(tokens)
-        self.waited_s += self._clock() - started
 
     def settle(self, estimated: int, used: int) -> None:
         """Give back what a request's estimate took beyond the tokens it used (or take the excess)."""

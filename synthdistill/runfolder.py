@@ -154,7 +154,6 @@ class FailedRequests:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.stage = ""
-        self.count = 0
         self._lock = threading.Lock()  # engines report from their own loop threads
 
     def begin_stage(self, stage: str) -> None:
@@ -186,7 +185,6 @@ class FailedRequests:
                 handle.write(line + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-            self.count += 1
 
 
 def read_records(path: Path, *, kept_only: bool = False) -> Iterator[Record]:
