@@ -297,3 +297,15 @@ async def _run(config: TeacherConfig, request: Request) -> Response:
         return await backend.complete(request)
     finally:
         await backend.aclose()
+
+
+def test_extra_body_and_extra_query_options_reach_the_server() -> None:
+    options = {
+        "extra_body": {"top_k": 5},
+        "extra_headers": {"X-Trace": "t1"},
+        "extra_query": {"api-version": "2"},
+    }
+    with ScriptedServer() as server:
+        _complete(server, Request(messages=MESSAGES), options=options)
+        stats = server.stats
+    assert stats.bodies[0]["top_k"] == 5 and stats.queries == ["api-version=2"]

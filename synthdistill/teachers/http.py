@@ -52,9 +52,9 @@ class ChatEndpoint:
         return self.url or "the OpenAI API"
 
     async def post(
-        self, body: dict[str, Any], headers: Mapping[str, str]
+        self, body: dict[str, Any], headers: Mapping[str, str], query: Mapping[str, str] | None = None
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send one chat-completions body; the status, headers and raw body of the answer."""
+        """Send one chat-completions body (with `query` in the URL); the status, headers and raw body."""
         if self._session is None:
             # Created on the engine's loop, on first use; the pool holds every request the engine allows.
             self._session = aiohttp.ClientSession(
@@ -64,7 +64,7 @@ class ChatEndpoint:
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s),
                 json_serialize=json.dumps,
             )
-        async with self._session.post(self._chat_url, json=body, headers=headers) as answer:
+        async with self._session.post(self._chat_url, json=body, headers=headers, params=query) as answer:
             return answer.status, answer.headers, await answer.read()
 
     async def close(self) -> None:

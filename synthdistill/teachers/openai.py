@@ -80,9 +80,8 @@ class OpenAIBackend:
             "Authorization": f"Bearer {self._secret or LOCAL_API_KEY}",
             **dict(self._options.pop("extra_headers", None) or {}),
         }
-        # Options the SDK reads itself rather than sending: they have no meaning on the wire.
-        for sdk_only in ("extra_query", "timeout"):
-            self._options.pop(sdk_only, None)
+        # The SDK's extra_query goes into the URL, as the SDK would put it.
+        self._query = {k: str(v) for k, v in dict(self._options.pop("extra_query", None) or {}).items()}
         self._endpoints = [
             ChatEndpoint(url, config.max_concurrency, config.timeout_s) for url in api_bases(config)
         ]
@@ -117,7 +116,7 @@ class OpenAIBackend:
         where = f"openai teacher {self._config.model!r} at {endpoint.where}"
         endpoint.in_flight += 1
         try:
-            status, headers, raw = await endpoint.post(body, self._headers)
+            status, headers, raw = await endpoint.post(body, self._headers, self._query or None)
         except (aiohttp.ClientError, TimeoutError) as exc:
             if isinstance(exc, aiohttp.ClientConnectionError) and len(self._endpoints) > 1:
                 endpoint.down_until = time.monotonic() + ENDPOINT_COOLDOWN_S
@@ -150,6 +149,7 @@ class OpenAIBackend:
             base_url=url,
             max_retries=0,
             timeout=self._config.timeout_s,
+            default_query=self._query or None,
             http_client=openai.DefaultAioHttpClient(timeout=self._config.timeout_s),
         )
 

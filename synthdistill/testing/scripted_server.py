@@ -86,6 +86,9 @@ class ServerStats(BaseModel):
     bodies: list[dict[str, Any]] = Field(
         default_factory=list, description="The last `record_bodies` chat request bodies, oldest first."
     )
+    queries: list[str] = Field(
+        default_factory=list, description="The query strings of the last `record_bodies` chat requests."
+    )
     arrivals: list[float] = Field(
         default_factory=list,
         description="time.monotonic() at which each of the last `record_bodies` chat requests arrived.",
@@ -418,6 +421,7 @@ class ScriptedServer:
             with self._lock:
                 self._counters.bodies.append(body)
                 self._counters.arrivals.append(time.monotonic())
+                self._counters.queries.append(request.query_string)
         quota = self._quota_headers()
         if quota is not None and quota["x-ratelimit-remaining-requests"] == "-1":
             self._fault("quota")
@@ -537,6 +541,7 @@ class _Counters:
         self.peak_in_flight = 0
         self.bodies: deque[dict[str, Any]] = deque(maxlen=max(record_bodies, 0))
         self.arrivals: deque[float] = deque(maxlen=max(record_bodies, 0))
+        self.queries: deque[str] = deque(maxlen=max(record_bodies, 0))
         self.faults = dict.fromkeys(FAULT_KINDS, 0)
 
     def snapshot(self) -> ServerStats:
@@ -547,6 +552,7 @@ class _Counters:
             peak_in_flight=self.peak_in_flight,
             bodies=list(self.bodies),
             arrivals=list(self.arrivals),
+            queries=list(self.queries),
             faults=dict(self.faults),
         )
 
