@@ -119,6 +119,9 @@ class StageContext:
     folder: Path
     details: dict[str, Any] = field(default_factory=dict)
     """What the stage reports of itself; it lands in the manifest."""
+    upstream: str = ""
+    """The fingerprint of everything before this stage (data, seed, earlier stages); a stage that runs
+    sub-runs of its own (adversarial) chains their fingerprints from it."""
 
     @property
     def config(self) -> Any:

@@ -10,6 +10,7 @@ again, and the call cache answers whatever was paid for before a kill.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from synthdistill.config import Pipeline, StageSpec, load_pipeline
 from synthdistill.context import RunContext, StageContext
@@ -118,9 +120,11 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
     try:
         for spec in pipeline.stages:
             stage: Stage = registry("stage").get(spec.name)
+            upstream = fingerprint
             fingerprint = _stage_fingerprint(stage, spec, fingerprint, ctx, pipeline)
             if review_digest and records_path is not None:
                 fingerprint = stable_hash(fingerprint, review_digest)
+                upstream = stable_hash(upstream, review_digest)
             entry = StageManifest(name=spec.name, folder=spec.folder, fingerprint=fingerprint)
             manifest.stages.append(entry)
             old = _previous_entry(previous, spec)
@@ -158,7 +162,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
                 stage,
                 spec,
                 entry,
-                StageContext(ctx, spec, folder.stage_dir(spec.folder)),
+                StageContext(ctx, spec, folder.stage_dir(spec.folder), upstream=upstream),
                 inputs,
                 records_path if stage.writes_records else None,
                 resumable,
@@ -254,6 +258,71 @@ def _run_stage(
     if new_metrics:
         entry.details["metrics"] = new_metrics
     entry.status = "done"
+
+
+class SubRun:
+    """Stages run inside one stage's folder (the adversarial stage's rounds), each skipped, resumed or re-run
+    by its fingerprint exactly as the pipeline's own stages are.
+
+    Its manifest (`folder`/manifest.json) lists the steps as run; a step is skipped when its fingerprint,
+    chained from `fingerprint`, is unchanged, its records are on disk and no step before it ran. `ran`
+    says whether any step ran, so that a caller running several sub-runs in a row (rounds) can pass it on.
+    """
+
+    def __init__(self, parent: StageContext, folder: Path, fingerprint: str, ran: bool = False) -> None:
+        self.ctx = parent.run
+        self.folder = folder
+        self.fingerprint = fingerprint
+        self.ran = ran
+        self.entries: list[StageManifest] = []
+        self._path = folder / "manifest.json"
+        self._previous: dict[str, StageManifest] = {}
+        if self._path.is_file():
+            for entry in json.loads(self._path.read_text(encoding="utf-8")):
+                old = StageManifest.model_validate(entry)
+                self._previous[old.folder] = old
+
+    def step(self, stage: Stage, config: BaseModel, inputs: Callable[[], Iterable[Record]]) -> StageManifest:
+        """Run (or skip) `stage` with `config` on `inputs()`; its records go to NN-<name>/records.jsonl."""
+        spec = StageSpec(name=stage.name, index=len(self.entries) + 1, config=config)
+        upstream = self.fingerprint
+        self.fingerprint = _stage_fingerprint(stage, spec, upstream, self.ctx, self.ctx.pipeline)
+        entry = StageManifest(name=spec.name, folder=spec.folder, fingerprint=self.fingerprint)
+        self.entries.append(entry)
+        old = self._previous.get(spec.folder)
+        out = self.records_path(entry) if stage.writes_records else None
+        same = old is not None and old.fingerprint == self.fingerprint
+        failed_before = old is not None and old.teacher.get("failures", 0) > 0
+        finished = old is not None and old.status in ("done", "skipped")
+        on_disk = out is None or out.exists()
+        if same and finished and on_disk and old is not None and not self.ran and not failed_before:
+            _skip(entry, old, self.ctx)
+            self._write()
+            return entry
+        self.ran = True
+        entry.status = "running"
+        self._write()
+        (self.folder / spec.folder).mkdir(parents=True, exist_ok=True)
+        sctx = StageContext(self.ctx, spec, self.folder / spec.folder, upstream=upstream)
+        resumable = same and not stage.batch_input and not failed_before
+        try:
+            _run_stage(stage, spec, entry, sctx, inputs(), out, resumable, None, None)
+        finally:
+            if entry.status == "running":
+                entry.status = "failed"
+            self._write()
+        return entry
+
+    def records_path(self, entry: StageManifest) -> Path:
+        """Where a step's records are."""
+        return self.folder / entry.folder / "records.jsonl"
+
+    def _write(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        rows = [entry.model_dump(mode="json") for entry in self.entries]
+        scratch = self._path.with_name(f".{self._path.name}.tmp")
+        scratch.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        scratch.replace(self._path)
 
 
 def _batches_at_source_boundaries(records: Iterable[Record], size: int) -> Iterator[list[Record]]:

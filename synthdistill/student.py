@@ -43,6 +43,13 @@ def target_text(record: Record) -> str:
     return f"{rationale}\n{answer}" if rationale else answer
 
 
+def response_text(record: Record) -> str:
+    """The teacher's answer as written: a plain-text reply as it is, a rationale with its answer sentence."""
+    if record.answer is None and record.rationale:
+        return record.rationale.strip()
+    return target_text(record)
+
+
 def label_text(record: Record) -> str:
     """The answer sentence alone: the label task's completion."""
     answer = record.answer if record.answer is not None else record.gold

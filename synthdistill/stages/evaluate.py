@@ -95,16 +95,21 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     if config.teacher:
         models.append(("teacher", ctx.engine(), config.teacher_template or config.template, ""))
     scores: dict[str, list[float]] = {}
-    for label, engine, template, prefix in models:
-        ctx.metrics[label], scores[label] = _accuracy(label, engine, template, prefix, test, config, ctx)
+    # Open-ended items have no gold answer to be accurate about; the judge's win rate speaks for them.
+    graded = [record for record in test if record.gold is not None]
+    if test and not graded:
+        ctx.log.info("no test item has a gold answer; accuracy is skipped")
+    for label, engine, template, prefix in models if graded else []:
+        ctx.metrics[label], scores[label] = _accuracy(label, engine, template, prefix, graded, config, ctx)
     if "base" in scores and "student" in scores:
         from synthdistill.stats import paired_bootstrap
 
         gain = paired_bootstrap(scores["student"], scores["base"], resamples=config.resamples, seed=ctx.seed)
         ctx.metrics["student"] = {**ctx.metrics["student"], "gain_over_base": gain}
-    if config.judge is not None and "base" in scores and "student" in scores:
+    labels = {model[0] for model in models}
+    if config.judge is not None and {"base", "student"} <= labels:
         ctx.metrics["judge"] = _judge(config.judge, models, ctx)
-    if config.plot and models:
+    if config.plot and scores:
         ctx.artifacts["accuracy_plot"] = _plot(ctx)
     if trained is not None:
         add_metrics(

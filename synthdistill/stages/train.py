@@ -24,7 +24,13 @@ from synthdistill.context import StageContext
 from synthdistill.errors import DataError, StageError
 from synthdistill.records import Record, stable_hash
 from synthdistill.stages import Stage
-from synthdistill.student import label_text, normalize_question, prompt_messages, target_text
+from synthdistill.student import (
+    label_text,
+    normalize_question,
+    prompt_messages,
+    response_text,
+    target_text,
+)
 
 # Defaults under the user's `lora` keys: all-linear adapters of rank 16 trained well on SmolLM2 (LAB.md).
 LORA_DEFAULTS: dict[str, Any] = {
@@ -87,10 +93,11 @@ class TrainConfig(BaseModel):
     template: str = Field(
         "cot_student.j2", description="The student's prompt template (evaluate uses it too)."
     )
-    target: Literal["rationale", "label"] = Field(
+    target: Literal["rationale", "label", "response"] = Field(
         "rationale",
-        description="What the student learns to write: the rationale and the answer sentence, or the "
-        "answer sentence alone (label-only training).",
+        description="What the student learns to write: the rationale and the answer sentence, the "
+        "answer sentence alone (label-only training), or the teacher's reply as written (open-ended "
+        "instructions, generate with parse: text).",
     )
     # LoRA by default: on a 2-core CPU it steps faster and peaks lower than full SFT (LAB.md).
     lora: dict[str, Any] | None = Field(
@@ -195,7 +202,7 @@ def build_examples(records: list[Record], config: TrainConfig, ctx: StageContext
 
     template = config.template
     if config.step_by_step is None:
-        learn = label_text if config.target == "label" else target_text
+        learn = {"label": label_text, "rationale": target_text, "response": response_text}[config.target]
         return [_example(ctx, template, r, "", learn(r)) for r in records]
     sbs = config.step_by_step
     examples = []
