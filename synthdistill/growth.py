@@ -46,7 +46,7 @@ _STOP_WORDS = frozenset(
 # Words that show the teacher talked about the prompt instead of writing a new instruction (Evol-Instruct
 # eliminated evolutions that copy "#Rewritten Prompt#" or "given prompt").
 _PROMPT_TALK = re.compile(
-    r"#\s*(?:given|rewritten|created)\s+prompt\s*#|\b(?:given|rewritten) prompt\b", re.I
+    r"#\s*(?:given|rewritten|created)\s+prompt\s*#|\b(?:given|rewritten|created) prompt\b", re.I
 )
 
 
