@@ -6,6 +6,10 @@ The same student, under the same budget (training records and optimizer steps), 
   3. unfiltered    SFT on every parsed teacher rationale, right or wrong
   4. filtered      SFT on rationales kept by self-consistency (majority) and critics (answer_match, length)
   5. step-by-step  row 4's records, trained as two tasks (label and rationale, weight 0.5)
+and, with `--adversarial`, two more rows at equal teacher budget (issue 8):
+  6. adversarial   row 4, then Lion rounds: new problems modelled on those the student gets wrong
+  7. random-growth row 4, then the same rounds with seeds drawn at random (the control)
+each also scored on a hard split (builtin:arith at difficulty 2), with rows 1 and 4 for reference;
 on `builtin:arith` (and GSM8K-format data from `--gsm8k FILE`), for several seeds (the seed changes the
 split, the sampling and the training). Every row runs through the product's own pipeline API; generation
 is paid once per seed and answered from the call cache afterwards. It prints one table of accuracy with
@@ -15,6 +19,7 @@ research's claims: 4 beats 3, 4 beats 1, rationales (3, 4) beat labels (2) at eq
     python bench/quality.py --quick                      # smoke size, minutes
     python bench/quality.py --test 300 --seeds 3         # the documented full size (hours on a 2-core CPU)
     python bench/quality.py --gsm8k ../shared/data/gsm8k/train.jsonl --test 300 --seeds 3
+    python bench/quality.py --adversarial --rounds 2 --test 300 --seeds 3   # rows 6 and 7 too
 
 The default teacher is the embedded SmolLM2-135M (self-distillation in the STaR manner); `--teacher-*`
 options point it at a stronger model on an OpenAI-compatible server.
@@ -34,6 +39,9 @@ from typing import Any
 import yaml
 
 ROWS = ("base", "label-only", "unfiltered", "filtered", "step-by-step")
+GROWTH_ROWS = ("adversarial", "random-growth")
+HARD_ROWS = ("base", "filtered", *GROWTH_ROWS)
+"""Rows also scored on the hard split when --adversarial is given."""
 GSM8K_FIELDS = {"question": "question", "answer": {"from": "answer", "regex": r"####\s*([-0-9.,]+)"}}
 # Rough costs on the 2-core development CPU (LAB.md, README): batched sampling ~90 tokens/s, a LoRA step
 # at batch 8 ~9 s, greedy evaluation ~60 tokens/s; used only to print an estimate before the run.
@@ -86,11 +94,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--student", default="smollm2-135m")
     parser.add_argument("--out", default="outputs/bench-quality", help="Folder for the runs and results.")
     parser.add_argument("--estimate-only", action="store_true", help="Print the time estimate and stop.")
+    parser.add_argument("--adversarial", action="store_true", help="Add rows 6 and 7 (Lion rounds).")
+    parser.add_argument("--rounds", type=int, default=2, help="Adversarial rounds (rows 6 and 7).")
+    parser.add_argument("--per-round", type=int, default=60, help="New problems asked per round.")
+    parser.add_argument("--probe", type=int, default=60, help="Pool problems the student answers per round.")
+    parser.add_argument("--hard-test", type=int, default=None, help="Hard-split items (default: --test).")
     args = parser.parse_args(argv)
     if args.quick:
         args.train, args.test, args.seeds, args.n = 12, 12, 1, 2
         args.batch_size, args.gen_tokens, args.eval_tokens = 4, 128, 64
         args.steps = args.steps or 3
+        args.per_round, args.probe = 8, 8
+    args.hard_test = args.hard_test or args.test
     return args
 
 
@@ -105,7 +120,9 @@ def _estimate(args: argparse.Namespace) -> float:
 def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from synthdistill.stats import bootstrap_ci, paired_bootstrap
 
-    per_row: dict[str, dict[str, Any]] = {row: {"scores": [], "records": [], "seconds": 0.0} for row in ROWS}
+    rows = ROWS + (GROWTH_ROWS if args.adversarial else ())
+    per_row: dict[str, dict[str, Any]] = {row: {"scores": [], "records": [], "seconds": 0.0} for row in rows}
+    hard_scores: dict[str, list[float]] = {row: [] for row in HARD_ROWS}
     for seed in range(args.seeds):
         pool = _run(out, f"{name}-s{seed}-pool", _pipeline(args, data, seed, "pool"))
         kept = pool["stages"][-1]["records_out"]
@@ -116,17 +133,26 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
         steps = args.steps or max(1, math.ceil(2 * examples / args.batch_size))
         print(f"# seed {seed}: {kept} filtered rationales; every row trains on {examples} "
               f"records for {steps} steps", file=sys.stderr)  # fmt: skip
-        for row in ROWS[1:]:
+        hard_file = _hard_split(out, name, seed, args) if args.adversarial and name == "arith" else None
+        for row in rows[1:]:
             started = time.monotonic()
             manifest = _run(out, f"{name}-s{seed}-{row}", _pipeline(args, data, seed, row, examples, steps))
             seconds = time.monotonic() - started
             folder = out / "runs" / f"{name}-s{seed}-{row}"
-            train = next(s for s in manifest["stages"] if s["name"] == "train")
+            train = [s for s in manifest["stages"] if s["name"] == "train"][-1]
             per_row[row]["scores"] += _scores(folder, "student")
-            per_row[row]["records"].append(train["details"].get("examples", 0))
+            grown = next((s for s in manifest["stages"] if s["name"] == "adversarial"), None)
+            records = grown["details"]["pool"] if grown else train["details"].get("examples", 0)
+            per_row[row]["records"].append(records)
             per_row[row]["seconds"] += seconds + (pool["seconds"] if row != "label-only" else 0.0)
             if row == "label-only":
                 per_row["base"]["scores"] += _scores(folder, "base")
+            if hard_file is not None and row in HARD_ROWS:
+                hard_scores[row] += _hard_scores(
+                    folder, manifest["artifacts"]["student_model"], hard_file, args
+                )
+            if hard_file is not None and row == "label-only":
+                hard_scores["base"] += _hard_scores(folder, args.student, hard_file, args, label="base")
     table = {}
     for row, values in per_row.items():
         scores = values["scores"]
@@ -145,13 +171,27 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
         ("unfiltered", "label-only", "3 beats 2 (rationales beat labels at equal data)"),
         ("filtered", "label-only", "4 beats 2 (rationales beat labels at equal data)"),
         ("step-by-step", "filtered", "5 beats 4 (step-by-step helps)"),
+        ("adversarial", "random-growth", "6 beats 7 (adversarial rounds beat random growth)"),
+        ("adversarial", "filtered", "6 beats 4 (the rounds add to the first training)"),
+        ("hard:adversarial", "hard:random-growth", "6 beats 7 on the hard split"),
+        ("hard:adversarial", "hard:filtered", "6 beats 4 on the hard split"),
     ):
-        a, b = per_row[better]["scores"], per_row[worse]["scores"]
+        a, b = (
+            hard_scores.get(key.removeprefix("hard:"), [])
+            if key.startswith("hard:")
+            else per_row.get(key, {}).get("scores", [])
+            for key in (better, worse)
+        )
         if a and len(a) == len(b):
             gain = paired_bootstrap(a, b, seed=0)
             verdict = "holds" if gain["ci"][0] > 0 else "not shown" if gain["diff"] > 0 else "does not hold"
             claims[claim] = {**gain, "verdict": verdict}
-    return {"rows": table, "claims": claims}
+    hard = {
+        row: {"accuracy": round(sum(v) / len(v), 4), "ci": list(bootstrap_ci(v, seed=0)), "items": len(v)}
+        for row, v in hard_scores.items()
+        if v
+    }
+    return {"rows": table, "hard": hard, "claims": claims}
 
 
 def _pipeline(
@@ -173,6 +213,8 @@ def _pipeline(
         "unfiltered": [generate, vote_all, {"train": train}],
         "filtered": [generate, vote_agreeing, critics, {"train": train}],
         "step-by-step": [generate, vote_agreeing, critics, {"train": {**train, "step_by_step": {}}}],
+        "adversarial": [generate, vote_agreeing, critics, {"train": train}, _rounds(args, train, "hard")],
+        "random-growth": [generate, vote_agreeing, critics, {"train": train}, _rounds(args, train, "random")],
     }[row]
     if row != "pool":
         stages.append(
@@ -188,6 +230,60 @@ def _pipeline(
         "data": {**data, "split": {"train": args.train, "test": args.test}},
         "stages": stages,
     }
+
+
+def _rounds(args: argparse.Namespace, train: dict[str, Any], seeds_from: str) -> dict[str, Any]:
+    """The adversarial stage of rows 6 and 7: the same rounds and budget, seeds chosen by hardness or not.
+
+    Each round retrains on the whole grown pool (not row 4's sample of it), for 2 epochs.
+    """
+    answer = {"template": "cot_rationale.j2", "n": args.n, "temperature": 0.8, "max_tokens": args.gen_tokens}
+    return {
+        "adversarial": {
+            "rounds": args.rounds,
+            "stop_when_flat": False,
+            "probe": args.probe,
+            "per_round": args.per_round,
+            "seeds_from": seeds_from,
+            "hard_template": "lion_hard_arith.j2",
+            "easy_template": "lion_easy_arith.j2",
+            "max_tokens": 96,
+            "temperature": 0.9,
+            "student_max_tokens": args.eval_tokens,
+            "check": {"critics": ["expression"]},
+            "answer": answer,
+            "self_consistency": {"target": "majority", "keep": "agreeing"},
+            "filter": {"critics": ["answer_match", {"length": {"max_words": 120}}]},
+            "train": {**train, "max_examples": None, "max_steps": -1, "epochs": 2},
+            "evaluate": False,
+        }
+    }
+
+
+def _hard_split(out: Path, name: str, seed: int, args: argparse.Namespace) -> Path:
+    """A file of harder problems (builtin:arith at difficulty 2) for scoring rows on a hard split."""
+    from synthdistill.sources.builtin import load_builtin
+
+    path = out / "data" / f"{name}-s{seed}-hard.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    items = load_builtin("arith", {"difficulty": 2}, 1000 + seed, args.hard_test, path.parent)
+    with path.open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item) + "\n")
+    return path
+
+
+def _hard_scores(
+    folder: Path, model: str, hard_file: Path, args: argparse.Namespace, label: str = "student"
+) -> list[float]:
+    from synthdistill.runfolder import read_records
+    from synthdistill.stages.evaluate import evaluate_model
+
+    target = folder / f"hard-{label}"
+    evaluate_model(
+        model, str(hard_file), template="cot_student.j2", max_tokens=args.eval_tokens, output=target
+    )
+    return [float(r.verdicts["correct"].passed) for r in read_records(target / "predictions-student.jsonl")]
 
 
 def _run(out: Path, run_name: str, pipeline: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +317,11 @@ def _print_table(name: str, result: dict[str, Any], args: argparse.Namespace) ->
         low, high = values["ci"]
         print(f"| {index}. {row:<11} | {values['accuracy']:.3f}    | {low:.3f}-{high:.3f}   | "
               f"{values['items']:>5} | {values['records']:>13} | {values['seconds']:>7.0f} |")  # fmt: skip
+    if result.get("hard"):
+        print(f"\nHard split (builtin:arith difficulty 2, {args.hard_test} items a seed):")
+        for row, values in result["hard"].items():
+            low, high = values["ci"]
+            print(f"- {row}: {values['accuracy']:.3f} ({low:.3f}-{high:.3f}, {values['items']} items)")
     for claim, gain in result["claims"].items():
         low, high = gain["ci"]
         print(f"- {claim}: {gain['verdict']} (gain {gain['diff']:+.3f}, 95% CI {low:+.3f}..{high:+.3f}, "

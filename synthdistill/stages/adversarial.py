@@ -32,7 +32,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,6 +89,11 @@ class AdversarialConfig(BaseModel):
     per_round: int = Field(50, ge=1, description="New instructions asked of the teacher each round.")
     easy_share: float = Field(
         0.2, ge=0.0, le=1.0, description="Share of them modelled on easy items, so the student keeps those."
+    )
+    seeds_from: Literal["hard", "random"] = Field(
+        "hard",
+        description="What new instructions are modelled on: hard and easy items as discriminated (Lion), or "
+        "probed items drawn at random whatever the student did (the control at equal budget).",
     )
     student_template: str | None = Field(
         None, description="The student's prompt; None uses the train template, as evaluate does."
@@ -230,6 +235,7 @@ def _round(
         round=k,
         per_round=config.per_round,
         easy_share=config.easy_share,
+        seeds_from=config.seeds_from,
         hard_template=config.hard_template,
         easy_template=config.easy_template,
         temperature=config.temperature,
@@ -388,7 +394,11 @@ def _imitate(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
 
 
 def _probe(pool: list[Record], size: int | None, seed: int, round: int) -> set[str]:
-    ids = [r.id for r in pool]
+    # One record per question: a pool kept with several rationales per problem asks each problem once.
+    first: dict[str, str] = {}
+    for record in pool:
+        first.setdefault(str(record.input.get("question", record.id)), record.id)
+    ids = list(first.values())
     if size is None or size >= len(ids):
         return set(ids)
     return set(random.Random(stable_hash(seed, round)).sample(ids, size))
@@ -499,6 +509,7 @@ class GrowConfig(BaseModel):
     round: int = Field(description="The round, recorded in each new instruction's lineage.")
     per_round: int = Field(description="New instructions asked.")
     easy_share: float = Field(description="Share modelled on easy items.")
+    seeds_from: Literal["hard", "random"] = Field(description="Seeds by discrimination, or at random.")
     hard_template: str = Field(description="Prompt for a hard seed.")
     easy_template: str = Field(description="Prompt for an easy seed.")
     temperature: float = Field(description="Sampling temperature.")
@@ -515,11 +526,18 @@ def _grow(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     hard = [r for r in judged if not r.verdicts[HARD].passed]
     easy = [r for r in judged if r.verdicts[HARD].passed]
     rng = random.Random(stable_hash(ctx.seed, config.round, "grow"))
-    n_easy = round(config.per_round * config.easy_share) if easy else 0
-    n_hard = config.per_round - n_easy if hard else 0
-    # Every hard seed in turn (shuffled), then again, so each is used about as often as the others.
-    seeds = [("hard", s) for s in _cycle(hard, n_hard, rng)]
-    seeds += [("easy", s) for s in _cycle(easy, n_easy, rng)]
+    if config.seeds_from == "random":
+        # The control: as many seeds, drawn from every probed item, each written up by its own kind's prompt.
+        drawn = [rng.choice(judged) for _ in range(config.per_round)] if judged else []
+        seeds = [("easy" if r.verdicts[HARD].passed else "hard", r) for r in drawn]
+        n_hard = sum(kind == "hard" for kind, _ in seeds)
+        n_easy = len(seeds) - n_hard
+    else:
+        n_easy = round(config.per_round * config.easy_share) if easy else 0
+        n_hard = config.per_round - n_easy if hard else 0
+        # Every hard seed in turn (shuffled), then again, so each is used about as often as the others.
+        seeds = [("hard", s) for s in _cycle(hard, n_hard, rng)]
+        seeds += [("easy", s) for s in _cycle(easy, n_easy, rng)]
     ctx.details.update({"asked": len(seeds), "asked_hard": n_hard, "asked_easy": n_easy})
     novelty = Novelty(config.novelty.rouge_l, config.novelty.embedding)
     novelty.remember(pool)
