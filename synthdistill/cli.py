@@ -86,6 +86,7 @@ def run(
         critics_tables,
         metrics_table,
         progress_bars,
+        rounds_tables,
         stage_warnings,
         summary_table,
     )
@@ -111,7 +112,7 @@ def run(
         if progress.live.is_started:
             progress.stop()
     console.print(summary_table(manifest))
-    for table in critics_tables(manifest):
+    for table in [*critics_tables(manifest), *rounds_tables(manifest)]:
         console.print(table)
     for warning in stage_warnings(manifest):
         console.print(f"[yellow]{warning}[/yellow]")

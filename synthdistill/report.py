@@ -217,3 +217,30 @@ def critics_tables(manifest: Manifest) -> list[Table]:
             )
         tables.append(table)
     return tables
+
+
+def rounds_tables(manifest: Manifest) -> list[Table]:
+    """One table per adversarial stage: each round's pool, hard share, new instructions and accuracy."""
+    tables = []
+    for stage in manifest.stages:
+        rounds = stage.details.get("rounds")
+        if not rounds:
+            continue
+        table = Table(title=f"rounds of {stage.folder}")
+        for column in ("round", "pool", "probed", "hard share", "new", "added", "dropped", "accuracy"):
+            table.add_column(column, justify="left" if column == "dropped" else "right")
+        for entry in rounds:
+            dropped = ", ".join(f"{why} {n}" for why, n in entry.get("dropped", {}).items())
+            accuracy = entry.get("accuracy")
+            table.add_row(
+                str(entry["round"]),
+                str(entry["pool"]),
+                str(entry["probed"]),
+                f"{entry['hard_share']:.2f}",
+                str(entry.get("new", 0)),
+                str(entry.get("added", 0)),
+                entry.get("stopped") or dropped,
+                "" if accuracy is None else f"{accuracy:.3f}",
+            )
+        tables.append(table)
+    return tables
