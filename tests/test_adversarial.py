@@ -123,6 +123,23 @@ def test_one_round_counts_hard_new_and_dropped_exactly_and_links_every_new_item_
     with ScriptedServer(responder=teacher()) as server:
         pipeline = load_pipeline(project(tmp_path, server.url))
         manifest = run_pipeline(pipeline, RunOptions())
+        check_first_round(tmp_path, pipeline, manifest)
+        # A referee that always prefers the first answer it is shown; a new referee setting re-runs the
+        # stage (asking anew) while the stages before it are skipped.
+        server.responder = teacher(first_wins=True)
+        overrides = ["adversarial.referee_max_tokens=25"]
+        again = run_pipeline(load_pipeline(tmp_path / "adv.yaml", overrides), RunOptions())
+    # After the order swap, every item comes out even: nothing is hard.
+    assert [s.status for s in again.stages] == ["skipped", "skipped", "done"]
+    (even,) = next(s for s in again.stages if s.name == "adversarial").details["rounds"]
+    assert even["hard"] == 0 and even["new_hard"] == 0 and even["new_easy"] == 2
+    folder = tmp_path / "outputs" / "adv" / "03-adversarial" / "round-1"
+    judged = list(read_records(folder / "02-discriminate" / "records.jsonl"))
+    assert {r.verdicts["discriminate"].reason for r in judged} == {"teacher 6, student 6 (gap 0, hard at 1)"}
+
+
+def check_first_round(tmp_path, pipeline, manifest):
+    """The exact counts, files and seed links of the scripted round."""
     assert manifest.status == "done"
     train, _ = load_splits(pipeline.config.data, seed=0, base_dir=tmp_path)
     hard = sum("hard" in r.input["question"] for r in train)
