@@ -40,6 +40,8 @@ class RunContext:
     dry_run: bool = False
     """Whether engines only count what they would send (`synthdistill run --dry-run`)."""
     _engines: dict[str, Engine] = field(default_factory=dict)
+    _retired: EngineStats = field(default_factory=EngineStats)
+    """The counters of engines released mid-run (local models), so that totals still hold their calls."""
     _cache: CallCache | None = None
 
     @property
@@ -83,7 +85,7 @@ class RunContext:
 
     def engine_stats(self) -> EngineStats:
         """The counters of every engine of the run, summed."""
-        return _summed(EngineStats(), [engine.stats for engine in self._engines.values()])
+        return _summed(EngineStats(), [self._retired, *(engine.stats for engine in self._engines.values())])
 
     def take_planned(self) -> tuple[Planned, bool]:
         """What the engines planned since the last call, summed, and whether every price was known."""
@@ -98,6 +100,7 @@ class RunContext:
         for key, engine in list(self._engines.items()):
             if getattr(engine.backend, "local", False):
                 engine.close()
+                _summed(self._retired, [engine.stats])
                 del self._engines[key]
 
     def close(self) -> None:

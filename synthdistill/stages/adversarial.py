@@ -263,18 +263,22 @@ def _round(
     stats.update(_growth_counts(sub, steps, made))
     stats["added"] = len(added)
     stats["seeds_of_added"] = len({(r.input.get("seed") or {}).get("id") for r in added})
+    if not added:
+        # The same pool would train the same student again.
+        stats["note"] = "nothing new passed the filters; the student stays as it was"
+        return stats, added_path
     sub.step(train_stage.STAGE, train, lambda: [*pool, *added])
     ctx.release_local_models()
     stats["student"] = str(ctx.artifacts["student_model"])
     if config.evaluate and ctx.test_records:
-        scored = sub.step(
+        sub.step(
             evaluate_stage.STAGE,
             evaluate_stage.EvaluateConfig(
                 template=template, max_tokens=config.student_max_tokens, base=False, plot=False
             ),
             lambda: [],
         )
-        metrics = scored.details.get("metrics", {}).get("student", {})
+        metrics = ctx.metrics.get("student", {})
         stats["accuracy"] = metrics.get("accuracy")
         stats["accuracy_ci"] = metrics.get("ci")
         ctx.release_local_models()
