@@ -258,8 +258,9 @@ def _template_getter(environment: jinja2.Environment, expression: str, key: str,
 
 
 def _text(value: Any) -> Any:
-    """A scalar as text (5.0 as "5", as a gold answer is written); lists and dicts stay as they are."""
-    if value is None or isinstance(value, str | list | dict):
+    """A scalar as text (5.0 as "5", as a gold answer is written); lists, dicts and booleans (flags such as
+    Self-Instruct's is_classification) stay as they are."""
+    if value is None or isinstance(value, str | list | dict | bool):
         return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return str(int(value))

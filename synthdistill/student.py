@@ -44,9 +44,11 @@ def target_text(record: Record) -> str:
 
 
 def response_text(record: Record) -> str:
-    """The teacher's answer as written: a plain-text reply as it is, a rationale with its answer sentence."""
-    if record.answer is None and record.rationale:
-        return record.rationale.strip()
+    """The teacher's reply as written: a plain-text reply (generate's `parse: text` keeps it as the rationale)
+    or an answer alone (a Self-Instruct output) as it is, a rationale with an answer as `target_text`."""
+    rationale, answer = (record.rationale or "").strip(), (record.answer or "").strip()
+    if not (rationale and answer):
+        return rationale or answer
     return target_text(record)
 
 

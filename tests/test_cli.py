@@ -44,7 +44,8 @@ def test_validate_accepts_the_shipped_pipeline(capfd):
 def test_plugins_lists_builtins(capfd):
     code, out, _ = call(capfd, "plugins")
     assert code == 0
-    assert "stages: adversarial, evaluate, evolve, filter, generate, self_consistency, train" in out
+    stages = "adversarial, evaluate, evolve, filter, generate, self_consistency, self_instruct, train"
+    assert f"stages: {stages}" in out
     assert "teachers: litellm, openai, transformers" in out
 
 

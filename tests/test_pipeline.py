@@ -308,7 +308,7 @@ def test_a_run_that_keeps_nothing_still_writes_an_empty_dataset(project):
 
 
 def test_editing_a_users_critic_reruns_the_filter_and_nothing_before_it(project):
-    path, server = project
+    path, _server = project
     critics = path.parent / "critics"
     critics.mkdir()
     source = '''
