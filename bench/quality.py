@@ -95,6 +95,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="outputs/bench-quality", help="Folder for the runs and results.")
     parser.add_argument("--estimate-only", action="store_true", help="Print the time estimate and stop.")
     parser.add_argument("--adversarial", action="store_true", help="Add rows 6 and 7 (Lion rounds).")
+    parser.add_argument("--rows", type=lambda text: text.split(","), default=None,
+                        help="Run only these rows (comma-separated; base is always scored).")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=2, help="Adversarial rounds (rows 6 and 7).")
     parser.add_argument("--per-round", type=int, default=60, help="New problems asked per round.")
     parser.add_argument("--probe", type=int, default=60, help="Pool problems the student answers per round.")
@@ -121,6 +123,8 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
     from synthdistill.stats import bootstrap_ci, paired_bootstrap
 
     rows = ROWS + (GROWTH_ROWS if args.adversarial else ())
+    if args.rows:
+        rows = ("base", *(row for row in rows[1:] if row in args.rows))
     per_row: dict[str, dict[str, Any]] = {row: {"scores": [], "records": [], "seconds": 0.0} for row in rows}
     hard_scores: dict[str, list[float]] = {row: [] for row in HARD_ROWS}
     for seed in range(args.seeds):
@@ -134,7 +138,7 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
         print(f"# seed {seed}: {kept} filtered rationales; every row trains on {examples} "
               f"records for {steps} steps", file=sys.stderr)  # fmt: skip
         hard_file = _hard_split(out, name, seed, args) if args.adversarial and name == "arith" else None
-        for row in rows[1:]:
+        for position, row in enumerate(rows[1:]):
             started = time.monotonic()
             manifest = _run(out, f"{name}-s{seed}-{row}", _pipeline(args, data, seed, row, examples, steps))
             seconds = time.monotonic() - started
@@ -145,14 +149,15 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
             records = grown["details"]["pool"] if grown else train["details"].get("examples", 0)
             per_row[row]["records"].append(records)
             per_row[row]["seconds"] += seconds + (pool["seconds"] if row != "label-only" else 0.0)
-            if row == "label-only":
+            # Every row's evaluate scores the base too (from the call cache after the first): count it once.
+            if position == 0:
                 per_row["base"]["scores"] += _scores(folder, "base")
+                if hard_file is not None:
+                    hard_scores["base"] += _hard_scores(folder, args.student, hard_file, args, label="base")
             if hard_file is not None and row in HARD_ROWS:
                 hard_scores[row] += _hard_scores(
                     folder, manifest["artifacts"]["student_model"], hard_file, args
                 )
-            if hard_file is not None and row == "label-only":
-                hard_scores["base"] += _hard_scores(folder, args.student, hard_file, args, label="base")
     table = {}
     for row, values in per_row.items():
         scores = values["scores"]

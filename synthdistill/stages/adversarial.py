@@ -32,7 +32,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,7 +42,7 @@ from synthdistill.errors import StageError
 from synthdistill.growth import Novelty, degenerate_reason, grown, parse_instruction
 from synthdistill.parsing import answers_match, extract_answer
 from synthdistill.records import Provenance, Record, Sample, Verdict, stable_hash
-from synthdistill.runfolder import read_records
+from synthdistill.runfolder import StageManifest, read_records
 from synthdistill.stages import Stage
 from synthdistill.stages import evaluate as evaluate_stage
 from synthdistill.stages import filter as filter_stage
@@ -55,6 +55,9 @@ from synthdistill.stages.self_consistency import SelfConsistencyConfig
 from synthdistill.stages.train import TrainConfig
 from synthdistill.student import prompt_messages, response_text
 from synthdistill.teachers.base import Request
+
+if TYPE_CHECKING:
+    from synthdistill.pipeline import SubRun
 
 HARD = "discriminate"
 """Verdict name of the discrimination: passed means easy, failed means hard."""
@@ -182,7 +185,7 @@ def parse_scores(text: str) -> tuple[float, float] | None:
 
 def _round(
     k: int,
-    sub: Any,
+    sub: SubRun,
     pool: list[Record],
     config: AdversarialConfig,
     train: TrainConfig,
@@ -212,7 +215,7 @@ def _round(
             max_tokens=config.referee_max_tokens,
             gap=config.gap,
         ),
-        lambda: probed(),
+        probed,
     )
     verdicts = [r.verdicts[HARD] for r in _read(sub, judged)() if HARD in r.verdicts]
     hard = sum(not v.passed for v in verdicts)
@@ -285,7 +288,7 @@ def _round(
     return stats, added_path
 
 
-def _growth_counts(sub: Any, steps: list[Any], made: Any) -> dict[str, Any]:
+def _growth_counts(sub: SubRun, steps: list[StageManifest], made: StageManifest) -> dict[str, Any]:
     """New instructions asked, kept and dropped (by whom and why) over the round's growth steps."""
     dropped: Counter[str] = Counter()
     for entry in steps:
@@ -309,7 +312,7 @@ def _why(record: Record) -> str:
     return by
 
 
-def _read(sub: Any, entry: Any, kept_only: bool = False) -> Callable[[], Iterator[Record]]:
+def _read(sub: SubRun, entry: StageManifest, kept_only: bool = False) -> Callable[[], Iterator[Record]]:
     path = sub.records_path(entry)
     return lambda: read_records(path, kept_only=kept_only)
 
