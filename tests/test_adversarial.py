@@ -21,12 +21,14 @@ import pytest
 
 from synthdistill.config import load_pipeline
 from synthdistill.data import load_splits
+from synthdistill.expressions import as_answer, evaluate
 from synthdistill.pipeline import RunOptions, run_pipeline
 from synthdistill.records import Record
 from synthdistill.runfolder import read_records
 from synthdistill.stages.adversarial import _refereed, parse_scores
 from synthdistill.testing.scripted_server import ScriptedServer
 
+REPO = Path(__file__).resolve().parents[1]
 POOL = [
     "Explain the hard idea of entropy to a child.",
     "Write a short poem about autumn leaves.",
@@ -229,3 +231,39 @@ def test_the_expression_critic_trusts_only_an_expression_that_solves_the_problem
     assert "below zero" in verdicts[4].reason
     assert "only numbers" in verdicts[5].reason
     assert verdicts[6].reason == "no expression"
+
+
+@pytest.mark.parametrize("name", ["lion.yaml", "lion-arith.yaml"])
+def test_the_shipped_lion_pipelines_validate(name, capfd):
+    from synthdistill.cli import main
+
+    assert main(["validate", str(REPO / "pipelines" / name)]) == 0
+    assert "adversarial" in capfd.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_arithmetic_lion_pipeline_runs_two_rounds_on_smollm2(tmp_path, monkeypatch):
+    """The shipped lion-arith.yaml, tiny: every new problem's gold comes from its checked expression."""
+    monkeypatch.chdir(tmp_path)
+    sizes = {
+        "generate.max_tokens": 64, "train.max_steps": 1, "evaluate.max_tokens": 16,
+        "adversarial.probe": 4, "adversarial.per_round": 4, "adversarial.stop_when_flat": False,
+        "adversarial.student_max_tokens": 16, "adversarial.answer.max_tokens": 64,
+        "adversarial.answer.n": 2,
+    }  # fmt: skip
+    overrides = [f"{key}={value}" for key, value in sizes.items()]
+    pipeline = load_pipeline(REPO / "pipelines" / "lion-arith.yaml", overrides)
+    manifest = run_pipeline(pipeline, RunOptions(limit=12))
+    assert manifest.status == "done"
+    rounds = next(s for s in manifest.stages if s.name == "adversarial").details["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    for entry in rounds:
+        assert entry["probed"] == 4 and entry["new"] == 4
+        assert sum(entry["dropped"].values()) >= entry["new"] - entry["added"] >= 0
+    grown = [
+        r for r in read_records(Path("outputs/lion-arith/05-adversarial/records.jsonl")) if "seed" in r.input
+    ]
+    assert len(grown) == sum(r["added"] for r in rounds)
+    for record in grown:
+        assert record.input["answer"] == as_answer(evaluate(record.input["expression"]))
+    assert "student" in manifest.metrics
