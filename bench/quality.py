@@ -155,9 +155,9 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
                 if hard_file is not None:
                     hard_scores["base"] += _hard_scores(folder, args.student, hard_file, args, label="base")
             if hard_file is not None and row in HARD_ROWS:
-                hard_scores[row] += _hard_scores(
-                    folder, manifest["artifacts"]["student_model"], hard_file, args
-                )
+                # The run's paths are relative to the benchmark folder, where the pipeline ran.
+                student = str(out / manifest["artifacts"]["student_model"])
+                hard_scores[row] += _hard_scores(folder, student, hard_file, args)
     table = {}
     for row, values in per_row.items():
         scores = values["scores"]
@@ -316,11 +316,11 @@ def _scores(folder: Path, label: str) -> list[float]:
 
 def _print_table(name: str, result: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"\n## {name}: {args.seeds} seed(s) x {args.test} test items, teacher {args.teacher_model}")
-    print(f"| {'row':<14} | accuracy | 95% CI        | items | train records | seconds |")
-    print(f"|{'-' * 16}|----------|---------------|-------|---------------|---------|")
+    print(f"| {'row':<16} | accuracy | 95% CI        | items | train records | seconds |")
+    print(f"|{'-' * 18}|----------|---------------|-------|---------------|---------|")
     for index, (row, values) in enumerate(result["rows"].items(), 1):
         low, high = values["ci"]
-        print(f"| {index}. {row:<11} | {values['accuracy']:.3f}    | {low:.3f}-{high:.3f}   | "
+        print(f"| {index}. {row:<13} | {values['accuracy']:.3f}    | {low:.3f}-{high:.3f}   | "
               f"{values['items']:>5} | {values['records']:>13} | {values['seconds']:>7.0f} |")  # fmt: skip
     if result.get("hard"):
         print(f"\nHard split (builtin:arith difficulty 2, {args.hard_test} items a seed):")

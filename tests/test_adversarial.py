@@ -23,7 +23,7 @@ from synthdistill.config import load_pipeline
 from synthdistill.data import load_splits
 from synthdistill.expressions import as_answer, evaluate
 from synthdistill.pipeline import RunOptions, run_pipeline
-from synthdistill.records import Record
+from synthdistill.records import Record, stable_hash
 from synthdistill.runfolder import read_records
 from synthdistill.stages.adversarial import _refereed, parse_scores
 from synthdistill.testing.scripted_server import ScriptedServer
@@ -59,7 +59,7 @@ stages:
       answer: {{template: ask.j2, n: 1, temperature: 0, parse: text, max_tokens: 32}}
       evaluate: false
 """
-# What the instruction writer returns for the i-th request of a round (the request's seed is 0 + i).
+# What the instruction writer returns for the i-th request of round 1, told by the seed the stage gives it.
 WRITTEN = [
     "New prompt: Explain how tides work on a planet with two moons.",
     "New prompt: {seed}",
@@ -68,6 +68,7 @@ WRITTEN = [
     "New prompt: Give three tips for a job interview at a bank.",
     "New prompt: List three ways to save water at home during a drought.",
 ]
+ROUND_1_SEEDS = {int(stable_hash(0, 1, i, length=8), 16): i for i in range(len(WRITTEN))}
 
 
 def teacher(first_wins: bool = False):
@@ -86,7 +87,9 @@ def teacher(first_wins: bool = False):
             return "9 3" if teacher_first else "3 9"
         if "#Given Prompt#" in text:
             seed = re.search(r"#Given Prompt#:\n(.*)\n", text).group(1)
-            return WRITTEN[params["seed"] % len(WRITTEN)].format(seed=seed)
+            # Round 1's i-th request is answered with WRITTEN[i]; later rounds draw from it by their seed.
+            i = ROUND_1_SEEDS.get(params["seed"], params["seed"])
+            return WRITTEN[i % len(WRITTEN)].format(seed=seed)
         return f"TEACHER answer to: {text}"
 
     return respond

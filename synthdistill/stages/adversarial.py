@@ -561,7 +561,8 @@ def _grow(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
                 ),
                 temperature=config.temperature,
                 max_tokens=config.max_tokens,
-                seed=ctx.seed + i,
+                # Its own seed per round and request: a later round asks anew, not the cache's old answer.
+                seed=int(stable_hash(ctx.seed, config.round, i, length=8), 16),
             ),
         )
         for i, (kind, seed) in enumerate(seeds)
