@@ -70,9 +70,7 @@ def plan_pipeline(pipeline: Pipeline, options: RunOptions) -> list[StagePlan]:
                         StagePlan(spec.folder, None, None, note=f"input unknown until {unknown_after} runs")
                     )
                     continue
-                # A stage that needs the trained student (train, evaluate, adversarial) cannot be planned
-                # before training has made it.
-                if not stage.writes_records or "student" in stage.uses:
+                if not stage.writes_records or stage.needs_student:
                     local = "teacher" not in stage.uses
                     note = "no teacher calls" if local else "calls the teacher on outputs not made yet"
                     plans.append(StagePlan(spec.folder, len(inputs), Planned() if local else None, note=note))

@@ -29,6 +29,9 @@ class Stage:
     """Whether the stage needs all its inputs at once (training); then it is not resumed mid-way."""
     writes_records: bool = True
     """Whether the stage writes records; a stage that does not (train, evaluate) passes its inputs on."""
+    needs_student: bool = False
+    """Whether the stage needs the student trained by an earlier stage (adversarial), so that a dry run,
+    in which nothing is trained, cannot run it."""
     uses: tuple[str, ...] = ()
     """Parts of the pipeline it depends on beyond its own config (teacher, student), for its fingerprint."""
     files: Callable[[Any, Path, Path], list[Path]] = field(default=lambda config, base_dir, run_dir: [])

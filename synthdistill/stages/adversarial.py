@@ -640,6 +640,7 @@ STAGE = Stage(
     summary="Lion rounds: find what the student gets wrong, write more like it, retrain.",
     inputs=_templates,
     batch_input=True,
+    needs_student=True,
     uses=("teacher", "student"),
     files=lambda config, base_dir, run_dir: [
         path
