@@ -76,7 +76,14 @@ def check_pipeline(pipeline: Pipeline) -> Templates:
     """Check what validation of the file alone cannot: every template a stage reads exists and parses."""
     templates = Templates.for_pipeline(pipeline.base_dir)
     for spec in pipeline.stages:
-        for name in registry("stage").get(spec.name).inputs(spec.config):
+        stage = registry("stage").get(spec.name)
+        if stage.needs_student and not any(s.name == "train" for s in pipeline.stages[: spec.index - 1]):
+            raise ConfigError(
+                f"{spec.name} needs a student to work on; put a train stage before it",
+                file=str(pipeline.path),
+                key=f"stages[{spec.index - 1}].{spec.name}",
+            )
+        for name in stage.inputs(spec.config):
             try:
                 templates.source(name)
             except TemplateError as exc:

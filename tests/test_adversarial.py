@@ -270,3 +270,14 @@ def test_the_arithmetic_lion_pipeline_runs_two_rounds_on_smollm2(tmp_path, monke
     for record in grown:
         assert record.input["answer"] == as_answer(evaluate(record.input["expression"]))
     assert "student" in manifest.metrics
+
+
+def test_an_adversarial_stage_without_a_train_stage_before_it_is_refused_by_validate(tmp_path, capfd):
+    from synthdistill.cli import main
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: t\nstages:\n  - generate: {n: 1}\n  - adversarial: {rounds: 1}\n")
+    assert main(["validate", str(path)]) == 2
+    assert "stages[1].adversarial: adversarial needs a student to work on; put a train stage before it" in (
+        capfd.readouterr().err
+    )

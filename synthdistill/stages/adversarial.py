@@ -324,13 +324,8 @@ def _kept(paths: list[Path]) -> list[Record]:
 def _train_config(config: AdversarialConfig, ctx: StageContext) -> TrainConfig:
     if config.train is not None:
         return config.train
-    earlier = [s for s in ctx.pipeline.stages if s.name == "train" and s.index < ctx.spec.index]
-    if not earlier:
-        raise StageError(
-            "adversarial retrains the student: put a train stage before it, or give adversarial.train",
-            stage=ctx.spec.name,
-        )
-    found = earlier[-1].config
+    # check_pipeline makes sure that a train stage comes before this one.
+    found = [s for s in ctx.pipeline.stages if s.name == "train" and s.index < ctx.spec.index][-1].config
     assert isinstance(found, TrainConfig)
     return found
 
