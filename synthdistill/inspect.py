@@ -59,8 +59,11 @@ def inspect_run(run_dir: str | Path, *, samples: int = 3) -> dict[str, Any]:
 
 def render(summary: dict[str, Any]) -> Group:
     """Rich tables of what `inspect_run` returned: stages, totals, metrics, review, samples."""
+    from synthdistill.report import rounds_tables
+    from synthdistill.runfolder import Manifest
+
     manifest = summary["manifest"]
-    parts: list[Any] = [_stages_table(manifest)]
+    parts: list[Any] = [_stages_table(manifest), *rounds_tables(Manifest.model_validate(manifest))]
     if manifest.get("metrics"):
         parts.append(_metrics_table(manifest["metrics"]))
     review = summary["review"]

@@ -30,3 +30,22 @@ def test_no_bars_are_drawn_when_stderr_is_not_a_terminal():
     start("01-generate", 10, dict)(5)
     progress.stop()
     assert out.getvalue() == ""
+
+
+def test_the_rounds_table_shows_each_rounds_counts_and_why_it_stopped():
+    from synthdistill.report import rounds_tables
+    from synthdistill.runfolder import Manifest, StageManifest
+
+    rounds = [
+        {"round": 1, "pool": 39, "probed": 18, "hard_share": 0.4444, "new": 30, "added": 2,
+         "dropped": {"expression": 20, "grow: not novel": 1}, "accuracy": 0.28},
+        {"round": 2, "pool": 41, "probed": 18, "hard_share": 0.5, "stopped": "the hard share did not fall"},
+    ]  # fmt: skip
+    stage = StageManifest(name="adversarial", folder="05-adversarial", details={"rounds": rounds})
+    (table,) = rounds_tables(Manifest(name="r", pipeline="p.yaml", stages=[stage]))
+    console = Console(file=io.StringIO(), width=200)
+    console.print(table)
+    text = console.file.getvalue()
+    assert "rounds of 05-adversarial" in text
+    assert "expression 20, grow: not novel 1" in text and "0.280" in text and "0.44" in text
+    assert "the hard share did not fall" in text
