@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from synthdistill.context import StageContext
     from synthdistill.records import Record
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,3 +40,10 @@ class Stage:
     files: Callable[[Any, Path, Path], list[Path]] = field(default=lambda config, base_dir, run_dir: [])
     """Other files whose content the stage's output depends on (a user's critic, a trained classifier),
     given the config, the pipeline file's folder and the run folder; hashed into its fingerprint."""
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` items in order (the last one shorter): how stages batch their requests."""
+    iterator = iter(items)
+    while group := list(itertools.islice(iterator, size)):
+        yield group

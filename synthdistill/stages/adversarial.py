@@ -41,9 +41,9 @@ from synthdistill.context import StageContext
 from synthdistill.errors import StageError
 from synthdistill.growth import Novelty, degenerate_reason, grown, parse_instruction
 from synthdistill.parsing import answers_match, extract_answer
-from synthdistill.records import Provenance, Record, Sample, Verdict, stable_hash
+from synthdistill.records import Provenance, Record, Verdict, stable_hash
 from synthdistill.runfolder import StageManifest, read_records
-from synthdistill.stages import Stage
+from synthdistill.stages import Stage, chunks
 from synthdistill.stages import evaluate as evaluate_stage
 from synthdistill.stages import filter as filter_stage
 from synthdistill.stages import generate as generate_stage
@@ -448,7 +448,7 @@ def _discriminate(records: Iterable[Record], ctx: StageContext) -> Iterator[Reco
                 yield (i, order), Request(messages=messages, max_tokens=config.max_tokens, temperature=0.0)
 
     counts: Counter[str] = Counter()
-    for batch in _chunks(records, 256):
+    for batch in chunks(records, 256):
         replies: dict[tuple[int, int], str] = {}
         for key, samples in referee.map(requests(batch)):
             replies[key] = samples[0].text if samples else ""
@@ -574,7 +574,8 @@ def _grow(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
             params={"temperature": config.temperature, "max_tokens": config.max_tokens},
         )
         good = next((s for s in samples if s.error is None), None)
-        fields = _fields(good) if good is not None else {"question": ""}
+        # parse_instruction's fields only: what the teacher wrote, nothing of the seed's gold answer.
+        fields = dict(good.fields) if good is not None else {"question": ""}
         record = grown(seed, fields, kind, config.round).model_copy(
             update={"samples": samples, "provenance": [provenance]}
         )
@@ -592,11 +593,6 @@ def _grow(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     yield from made
 
 
-def _fields(sample: Sample) -> dict[str, Any]:
-    """A new instruction's task fields: what the teacher wrote, and nothing of its seed's gold answer."""
-    return {key: value for key, value in sample.fields.items() if key in ("question", "expression", "answer")}
-
-
 def _cycle(seeds: list[Record], n: int, rng: random.Random) -> list[Record]:
     out: list[Record] = []
     while seeds and len(out) < n:
@@ -604,17 +600,6 @@ def _cycle(seeds: list[Record], n: int, rng: random.Random) -> list[Record]:
         rng.shuffle(order)
         out += order[: n - len(out)]
     return out
-
-
-def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    batch: list[Record] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 GROW = Stage(

@@ -285,7 +285,7 @@ class _Evolver:
             record = grown(seed, {"question": ""}, ask.operator, ask.generation)
             record = record.model_copy(update={"samples": samples, "provenance": provenance})
             return _Outcome(ask, record, f"{UNPARSABLE}: {errors}", UNPARSABLE)
-        fields = {k: v for k, v in good[0].fields.items() if k in ("question", "answer", "expression")}
+        fields = dict(good[0].fields)
         record = grown(seed, fields, ask.operator, ask.generation)
         record = record.model_copy(update={"samples": samples, "provenance": provenance})
         original = str(seed.input["question"])

@@ -18,7 +18,7 @@ from synthdistill.context import StageContext
 from synthdistill.engine import Parser
 from synthdistill.parsing import parse_rationale
 from synthdistill.records import Provenance, Record, Sample, stable_hash
-from synthdistill.stages import Stage
+from synthdistill.stages import Stage, chunks
 from synthdistill.symbolic import event_records, parse_events, parse_tails, triple_records
 from synthdistill.teachers.base import Request
 
@@ -108,7 +108,7 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     chunk = ctx.pipeline.config.teacher.batch_size if len(combinations) > 1 else 1
 
     def requests() -> Iterator[tuple[_Payload, Request]]:
-        for group in _chunks(records, chunk):
+        for group in chunks(records, chunk):
             for values in combinations:
                 for position, record in enumerate(group):
                     messages = ctx.templates.render_messages(config.template, _variables(record, values))
@@ -207,12 +207,6 @@ def _count(
         entry["samples_parsed"] += parsed
         entry["samples_failed"] += len(samples) - parsed
         entry["records_made"] += sum(all(r.input.get(k) == v for k, v in values.items()) for r in made)
-
-
-def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    iterator = iter(records)
-    while group := list(itertools.islice(iterator, size)):
-        yield group
 
 
 def _variables(record: Record, values: dict[str, str]) -> dict[str, Any]:
