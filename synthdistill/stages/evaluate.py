@@ -97,10 +97,12 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     scores: dict[str, list[float]] = {}
     # Open-ended items have no gold answer to be accurate about; the judge's win rate speaks for them.
     graded = [record for record in test if record.gold is not None]
-    if test and not graded:
+    if graded:
+        for label, engine, template, prefix in models:
+            metrics, scores[label] = _accuracy(label, engine, template, prefix, graded, config, ctx)
+            ctx.metrics[label] = metrics
+    elif test:
         ctx.log.info("no test item has a gold answer; accuracy is skipped")
-    for label, engine, template, prefix in models if graded else []:
-        ctx.metrics[label], scores[label] = _accuracy(label, engine, template, prefix, graded, config, ctx)
     if "base" in scores and "student" in scores:
         from synthdistill.stats import paired_bootstrap
 
