@@ -138,25 +138,13 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
             inputs_path = records_path
             if stage.writes_records:
                 records_path = folder.stage_dir(spec.folder) / "records.jsonl"
-            # A stage file deleted by hand makes the stage run again rather than hand on nothing, and a
-            # stage that ran makes every later stage run, since its output may differ from last time.
             on_disk = records_path is None or records_path.exists()
-            # A stage whose requests failed after every retry runs again: the cache answers the rest.
-            had_failures = old is not None and old.teacher.get("failures", 0) > 0
-            if (
-                old is not None
-                and old.status in ("done", "skipped")
-                and old.fingerprint == fingerprint
-                and on_disk
-                and not upstream_ran
-                and not had_failures
-            ):
+            skip, resumable = _reuse(old, fingerprint, stage, on_disk, upstream_ran)
+            if skip and old is not None:
                 _skip(entry, old, ctx)
                 _record_outputs(manifest, ctx)
                 folder.write_manifest(manifest)
                 continue
-            resumable = old is not None and old.fingerprint == fingerprint
-            resumable = resumable and not stage.batch_input and not had_failures
             upstream_ran = True
             entry.status = "running"
             folder.write_manifest(manifest)
@@ -298,11 +286,8 @@ class SubRun:
         self.entries.append(entry)
         old = self._previous.get(spec.folder)
         out = self.records_path(entry) if stage.writes_records else None
-        same = old is not None and old.fingerprint == self.fingerprint
-        failed_before = old is not None and old.teacher.get("failures", 0) > 0
-        finished = old is not None and old.status in ("done", "skipped")
-        on_disk = out is None or out.exists()
-        if same and finished and on_disk and old is not None and not self.ran and not failed_before:
+        skip, resumable = _reuse(old, self.fingerprint, stage, out is None or out.exists(), self.ran)
+        if skip and old is not None:
             _skip(entry, old, self.ctx)
             self._write()
             return entry
@@ -311,7 +296,6 @@ class SubRun:
         self._write()
         (self.folder / spec.folder).mkdir(parents=True, exist_ok=True)
         sctx = StageContext(self.ctx, spec, self.folder / spec.folder, upstream=upstream)
-        resumable = same and not stage.batch_input and not failed_before
         try:
             _run_stage(stage, spec, entry, sctx, inputs(), out, resumable, None, None)
         finally:
@@ -330,6 +314,22 @@ class SubRun:
         scratch = self._path.with_name(f".{self._path.name}.tmp")
         scratch.write_text(json.dumps(rows, indent=1), encoding="utf-8")
         scratch.replace(self._path)
+
+
+def _reuse(
+    old: StageManifest | None, fingerprint: str, stage: Stage, on_disk: bool, upstream_ran: bool
+) -> tuple[bool, bool]:
+    """Whether a stage's last run stands (skip it), and else whether its records on disk can be resumed.
+
+    A stage file deleted by hand makes the stage run again rather than hand on nothing; a stage that ran
+    makes every later stage run, since its output may differ from last time; a stage whose requests
+    failed after every retry runs again in full (the cache answers the rest).
+    """
+    same = old is not None and old.fingerprint == fingerprint
+    had_failures = old is not None and old.teacher.get("failures", 0) > 0
+    finished = old is not None and old.status in ("done", "skipped")
+    skip = same and finished and on_disk and not upstream_ran and not had_failures
+    return skip, same and not stage.batch_input and not had_failures
 
 
 def _batches_at_source_boundaries(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
