@@ -62,6 +62,13 @@ class TeacherConfig(BaseModel):
     max_retries: int = Field(
         6, ge=0, le=50, description="Retries on rate limits, server errors, timeouts and unparsable output."
     )
+    hedge_after: float | None = Field(
+        3.0,
+        gt=1,
+        description="Send a copy of a call still unanswered after this multiple of the 95th percentile of "
+        "recent latencies, take the first answer and cancel the other (a hung connection then costs a "
+        "fraction of the timeout); null never hedges. Local models and batch jobs are never hedged.",
+    )
     # Limits: None leaves only max_concurrency and what the provider's rate-limit headers and 429s say.
     rpm: float | None = Field(
         None, gt=0, description="Requests per minute to stay under; None sets no limit of our own."

@@ -168,6 +168,7 @@ def build_engine(
         max_concurrency=concurrency,
         max_retries=teacher.max_retries,
         timeout_s=None if queued else teacher.timeout_s,
+        hedge_after=None if queued else teacher.hedge_after,
         limiter=RateLimiter(rpm=teacher.rpm, tpm=teacher.tpm),
         price=price_for(teacher, local),
         budget=budget,

@@ -50,6 +50,7 @@ class TeacherTotals(BaseModel):
     completion_tokens: int = 0
     retries: int = 0
     failures: int = 0
+    hedges: int = 0
     cost_usd: float = 0.0
 
 

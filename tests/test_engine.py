@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from synthdistill.cache import CallCache
 from synthdistill.config import TeacherConfig
 from synthdistill.costs import Budget, BudgetExceeded, Price
-from synthdistill.engine import Engine
+from synthdistill.engine import Engine, Slots
 from synthdistill.limits import RateLimiter, RateLimitInfo, parse_duration
 from synthdistill.teachers.base import Request
 from synthdistill.teachers.openai import OpenAIBackend
@@ -73,6 +74,76 @@ def test_each_fault_kind_is_retried_until_every_record_is_complete(fault, settin
     assert engine.stats.retries == injected
     assert engine.stats.calls == stats.by_path["/v1/chat/completions"] == 40 + injected
     assert engine.stats.failures == 0
+
+
+def test_a_stuck_call_is_hedged_instead_of_waited_out(tmp_path):
+    # Each request naming question 3 (3, 30..39) hangs the first time the server sees it; its copy answers.
+    with ScriptedServer(latency=0.02, hang_once="question 3", hang_s=60.0) as server:
+        engine = engine_for(server.url, tmp_path, timeout_s=30.0, hedge_after=3.0)
+        results = list(engine.map(requests(60)))
+        engine.close()
+        stats = server.stats
+    assert all(not samples[0].error for _, samples in results)
+    assert stats.faults["hang"] == 11
+    # Every hung call got one copy, which answered: no call waited out the 30 s timeout to be retried.
+    assert engine.stats.hedges == 11 and engine.stats.retries == 0
+    assert engine.stats.calls == stats.by_path["/v1/chat/completions"] == 60 + 11
+    # Only the answered calls are billed: the cancelled originals used no tokens.
+    assert engine.stats.completion_tokens == sum(s.completion_tokens for _, (s,) in results)
+
+
+def test_without_hedging_a_stuck_call_waits_for_its_timeout_and_is_retried(tmp_path):
+    with ScriptedServer(latency=0.02, hang_once="question 3", hang_s=60.0) as server:
+        engine = engine_for(server.url, tmp_path, timeout_s=1.0, hedge_after=None)
+        results = list(engine.map(requests(60)))
+        engine.close()
+    assert all(not samples[0].error for _, samples in results)
+    assert engine.stats.hedges == 0 and engine.stats.retries == 11
+
+
+def test_slots_go_to_the_oldest_waiting_request_first():
+    async def scenario() -> list[int]:
+        slots = Slots(1)
+        order: list[int] = []
+
+        async def call(priority: int) -> None:
+            async with slots.hold(priority):
+                order.append(priority)
+                await asyncio.sleep(0)
+
+        async with slots.hold(0):
+            waiters = [asyncio.ensure_future(call(p)) for p in (5, 1, 4, 3)]
+            await asyncio.sleep(0)  # all four are now waiting
+            waiters[2].cancel()  # priority 4 gives up before its turn: it is skipped
+        await asyncio.gather(*waiters, return_exceptions=True)
+        # Every slot came back: a new caller gets one at once.
+        async with slots.hold(9):
+            order.append(9)
+        return order
+
+    assert asyncio.run(scenario()) == [1, 3, 5, 9]
+
+
+def test_a_slot_granted_to_a_waiter_cancelled_at_that_moment_passes_to_the_next():
+    async def scenario() -> list[int]:
+        slots = Slots(1)
+        order: list[int] = []
+
+        async def call(priority: int) -> None:
+            async with slots.hold(priority):
+                order.append(priority)
+
+        async with slots.hold(0):
+            first = asyncio.ensure_future(call(1))
+            second = asyncio.ensure_future(call(2))
+            await asyncio.sleep(0)
+        # The slot is granted to 1, which is cancelled before it runs: 2 must still get it.
+        first.cancel()
+        # A slot lost with the cancelled waiter would leave 2 waiting for ever.
+        await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), timeout=5)
+        return order
+
+    assert asyncio.run(scenario()) == [2]
 
 
 def test_requests_that_fail_every_retry_are_reported_and_kept_as_failed_samples(tmp_path):

@@ -23,6 +23,8 @@ Fault kinds, one drawn per chat request (at most one; rates should sum to at mos
     rate_hang       sleep `hang_s` seconds, then answer normally (clients should time out first)
     rate_malformed  200 with `Content-Type: application/json` and a JSON body cut off mid-way
     rate_truncated  200 whose completions are cut to half their words, finish_reason "length"
+With `hang_once` set, the first request whose messages contain that text hangs, every later copy of the
+same request is answered: a deterministic stuck call (counted as a "hang" fault).
 With `required_key` set, a request without `Authorization: Bearer <required_key>` gets a 401
 (counted in `stats.faults["401"]`), before any fault is drawn.
 
@@ -131,6 +133,7 @@ class ScriptedServer:
         rate_500: float = 0.0,
         rate_hang: float = 0.0,
         hang_s: float = 30.0,
+        hang_once: str | None = None,
         rate_malformed: float = 0.0,
         rate_truncated: float = 0.0,
         required_key: str | None = None,
@@ -152,6 +155,7 @@ class ScriptedServer:
             rate_429, rate_500, rate_hang, rate_malformed, rate_truncated: Fault probabilities.
             retry_after_s: Seconds sent in the Retry-After header of a 429.
             hang_s: Seconds a hanging request sleeps before it answers.
+            hang_once: Text that makes the first request carrying it in its messages hang.
             required_key: When set, requests need `Authorization: Bearer <required_key>`.
             rpm_limit: Chat requests allowed per window, reported in x-ratelimit-* headers; None: no quota.
             limit_window_s: Length of the quota's window in seconds (60 for a per-minute quota).
@@ -174,6 +178,8 @@ class ScriptedServer:
         self.rate_500 = rate_500
         self.rate_hang = rate_hang
         self.hang_s = hang_s
+        self.hang_once = hang_once
+        self._hung: set[str] = set()
         self.rate_malformed = rate_malformed
         self.rate_truncated = rate_truncated
         self.required_key = required_key
@@ -429,7 +435,7 @@ class ScriptedServer:
             return _error(
                 429, "Rate limit reached for requests.", "requests", "rate_limit_exceeded", headers=quota
             )
-        fault = self._draw_fault()
+        fault = self._hang_once(body) or self._draw_fault()
         if fault == "hang":
             assert self._closing is not None
             # Wakes early when the server stops, so a hanging request never delays shutdown.
@@ -525,6 +531,17 @@ class ScriptedServer:
                 return kind
             draw -= rate
         return None
+
+    def _hang_once(self, body: dict[str, Any]) -> str | None:
+        """"hang" for the first request with `hang_once` in its messages, None for the rest."""
+        if self.hang_once is None:
+            return None
+        messages = json.dumps(body["messages"], sort_keys=True)
+        if self.hang_once not in messages or messages in self._hung:
+            return None
+        self._hung.add(messages)
+        self._fault("hang")
+        return "hang"
 
     def _fault(self, kind: str) -> None:
         with self._lock:
