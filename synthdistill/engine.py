@@ -146,8 +146,8 @@ class Engine:
         results: queue.Queue[Any] = queue.Queue()
         # Bounds what is submitted but not yet taken by the caller, so the memory of a run stays flat. Results
         # leave in input order, so a request still in its retries holds back everything after it; the
-        # window must cover its hang, backoff and retry. With 10% faults (bench/teacher_throughput.py)
-        # 64x the 64 slots delivered 0.68 of the ideal, 16x 0.62 and 4x half as much.
+        # window must cover its hang, backoff and retry: with 10% faults (bench/teacher_throughput.py),
+        # 64x the 64 slots delivered 0.68 of the ideal and 16x 0.62.
         window = asyncio.Semaphore(max(16 * self.max_concurrency, WINDOW_MIN))
         done = object()
         retries = self.parse_retries if parse_retries is None else parse_retries
@@ -333,8 +333,9 @@ class Engine:
         nearly all calls have answered is most likely stuck (a hung connection, a lost request), not slow.
         Rather than hold its slot until the timeout, a second copy goes out in a slot of its own; the first
         answer wins and the other is cancelled. Both copies count against `max_concurrency`, the rate
-        limits and the budget, so hedging never puts more in flight than the config allows; with the
-        delay at 3x the recent 95th percentile, a steady teacher sees well under 1% extra calls.
+        limits and the budget, so hedging never puts more in flight than the config allows. At 3x the
+        recent 95th percentile only calls far in the tail are copied: none of 3,000 calls to a steady
+        server (0.2 s each, 64 in flight); 122 for the 124 hangs among 5,000 calls with 10% faults.
         """
         sending = asyncio.Event()
         first = asyncio.ensure_future(self._attempt(request, slot, sending))
