@@ -113,6 +113,18 @@ def summary_table(manifest: Manifest) -> Table:
         *([f"{total.cost_usd:.4f}"] if priced else []),
         f"{manifest.seconds:.1f}",
     )
+    # What the teacher's faults cost, which the calls column alone hides.
+    faults = [
+        f"{what} {count}"
+        for what, count in (
+            ("retries", total.retries),
+            ("hedged calls", total.hedges),
+            ("failed requests", total.failures),
+        )
+        if count
+    ]
+    if faults:
+        table.caption = "teacher: " + ", ".join(faults)
     return table
 
 

@@ -49,3 +49,19 @@ def test_the_rounds_table_shows_each_rounds_counts_and_why_it_stopped():
     assert "rounds of 05-adversarial" in text
     assert "expression 20, grow: not novel 1" in text and "0.280" in text and "0.44" in text
     assert "the hard share did not fall" in text
+
+
+def test_the_summary_says_how_many_calls_were_retried_hedged_or_failed():
+    from synthdistill.report import summary_table
+    from synthdistill.runfolder import Manifest, StageManifest, TeacherTotals
+
+    stage = StageManifest(name="generate", folder="01-generate", records_in=5, records_out=5)
+    quiet = Manifest(name="r", pipeline="p.yaml", stages=[stage], teacher=TeacherTotals(calls=5))
+    faulty = quiet.model_copy(update={"teacher": TeacherTotals(calls=9, retries=3, hedges=1)})
+    texts = []
+    for manifest in (quiet, faulty):
+        console = Console(file=io.StringIO(), width=200)
+        console.print(summary_table(manifest))
+        texts.append(console.file.getvalue())
+    assert "teacher:" not in texts[0]
+    assert "teacher: retries 3, hedged calls 1" in texts[1]
