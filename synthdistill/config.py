@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -94,6 +94,11 @@ class TeacherConfig(BaseModel):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Passed through to the backend's client or model loader."
     )
+
+    NOT_FINGERPRINTED: ClassVar[frozenset[str]] = frozenset({"hedge_after"})
+    """Fields that change how calls are sent, never what they return, so stages need not re-run for them.
+    (The older such fields, max_concurrency, timeout_s and the rest, stay in: taking them out now would
+    re-run every stage of every existing run.)"""
 
     @model_validator(mode="before")
     @classmethod

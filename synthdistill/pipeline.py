@@ -421,12 +421,17 @@ def _stage_fingerprint(
     stage: Stage, spec: StageSpec, previous: str, ctx: RunContext, pipeline: Pipeline
 ) -> str:
     templates = {name: ctx.templates.hash(name) for name in stage.inputs(spec.config)}
-    models = {part: getattr(pipeline.config, part).model_dump(mode="json") for part in stage.uses}
+    models = {part: _fingerprinted(getattr(pipeline.config, part)) for part in stage.uses}
     files = {
         str(path): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
         for path in stage.files(spec.config, pipeline.base_dir, ctx.run.root)
     }
     return stable_hash(spec.name, spec.config.model_dump(mode="json"), previous, templates, models, files)
+
+
+def _fingerprinted(part: BaseModel) -> dict[str, Any]:
+    """A config part as stage fingerprints see it: without the fields that cannot change a result."""
+    return part.model_dump(mode="json", exclude=set(getattr(part, "NOT_FINGERPRINTED", ())))
 
 
 def _add_totals(manifest: Manifest) -> None:

@@ -110,6 +110,16 @@ def test_changing_a_stage_config_reruns_it_and_later_stages_only(project):
     assert manifest.stages[2].fingerprint != first.stages[2].fingerprint
 
 
+def test_a_teacher_setting_that_cannot_change_an_answer_reruns_nothing(project):
+    path, _server = project
+    first = run(path)
+    manifest = run(path, "teacher.hedge_after=5")
+    assert [s.status for s in manifest.stages] == ["skipped"] * 3
+    assert [s.fingerprint for s in manifest.stages] == [s.fingerprint for s in first.stages]
+    # The model is part of every teacher stage's fingerprint.
+    assert run(path, "teacher.model=other").stages[0].status == "done"
+
+
 def test_editing_the_template_reruns_generate_with_new_calls(project):
     path, _server = project
     run(path)
