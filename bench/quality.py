@@ -21,6 +21,10 @@ research's claims: 4 beats 3, 4 beats 1, rationales (3, 4) beat labels (2) at eq
     python bench/quality.py --gsm8k ../shared/data/gsm8k/train.jsonl --test 300 --seeds 3
     python bench/quality.py --adversarial --rounds 2 --test 300 --seeds 3   # rows 6 and 7 too
 
+Each finished (dataset, seed, row) writes its scores to `--scores DIR` (default <out>/scores); a re-run
+reads them back and skips that row, so a run of several hours can be spread over several sittings, or
+its scores kept (in git, say) while the run folders are thrown away.
+
 The default teacher is the embedded SmolLM2-135M (self-distillation in the STaR manner); `--teacher-*`
 options point it at a stronger model on an OpenAI-compatible server.
 """
@@ -101,6 +105,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--per-round", type=int, default=60, help="New problems asked per round.")
     parser.add_argument("--probe", type=int, default=60, help="Pool problems the student answers per round.")
     parser.add_argument("--hard-test", type=int, default=None, help="Hard-split items (default: --test).")
+    parser.add_argument("--scores", default=None, help="Folder of finished rows' scores (default "
+                        "<out>/scores); a row found there is not run again.")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.train, args.test, args.seeds, args.n = 12, 12, 1, 2
@@ -127,37 +133,27 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
         rows = ("base", *(row for row in rows[1:] if row in args.rows))
     per_row: dict[str, dict[str, Any]] = {row: {"scores": [], "records": [], "seconds": 0.0} for row in rows}
     hard_scores: dict[str, list[float]] = {row: [] for row in HARD_ROWS}
+    scores_dir = Path(args.scores).resolve() if args.scores else out / "scores"
     for seed in range(args.seeds):
-        pool = _run(out, f"{name}-s{seed}-pool", _pipeline(args, data, seed, "pool"))
-        kept = pool["stages"][-1]["records_out"]
-        examples = min(args.examples or kept, kept) if kept else 0
-        if examples == 0:
-            print(f"# seed {seed}: the filter kept no rationale; skipping this seed", file=sys.stderr)
-            continue
-        steps = args.steps or max(1, math.ceil(2 * examples / args.batch_size))
-        print(f"# seed {seed}: {kept} filtered rationales; every row trains on {examples} "
-              f"records for {steps} steps", file=sys.stderr)  # fmt: skip
-        hard_file = _hard_split(out, name, seed, args) if args.adversarial and name == "arith" else None
-        for position, row in enumerate(rows[1:]):
-            started = time.monotonic()
-            manifest = _run(out, f"{name}-s{seed}-{row}", _pipeline(args, data, seed, row, examples, steps))
-            seconds = time.monotonic() - started
-            folder = out / "runs" / f"{name}-s{seed}-{row}"
-            train = [s for s in manifest["stages"] if s["name"] == "train"][-1]
-            per_row[row]["scores"] += _scores(folder, "student")
-            grown = next((s for s in manifest["stages"] if s["name"] == "adversarial"), None)
-            records = grown["details"]["pool"] if grown else train["details"].get("examples", 0)
-            per_row[row]["records"].append(records)
-            per_row[row]["seconds"] += seconds + (pool["seconds"] if row != "label-only" else 0.0)
+        done = {row: _load_row(scores_dir, name, seed, row, args) for row in rows[1:]}
+        if all(done.values()):
+            print(f"# seed {seed}: every row's scores are in {scores_dir}", file=sys.stderr)
+        else:
+            done = _run_seed(name, data, seed, rows, done, args, out, scores_dir)
+        base_done = False
+        for row, result in done.items():
+            if result is None:
+                continue
+            per_row[row]["scores"] += result["scores"]
+            per_row[row]["records"].append(result["records"])
+            per_row[row]["seconds"] += result["seconds"]
+            if row in HARD_ROWS and result.get("hard"):
+                hard_scores[row] += result["hard"]
             # Every row's evaluate scores the base too (from the call cache after the first): count it once.
-            if position == 0:
-                per_row["base"]["scores"] += _scores(folder, "base")
-                if hard_file is not None:
-                    hard_scores["base"] += _hard_scores(folder, args.student, hard_file, args, label="base")
-            if hard_file is not None and row in HARD_ROWS:
-                # The run's paths are relative to the benchmark folder, where the pipeline ran.
-                student = str(out / manifest["artifacts"]["student_model"])
-                hard_scores[row] += _hard_scores(folder, student, hard_file, args)
+            if not base_done:
+                per_row["base"]["scores"] += result["base"]
+                hard_scores["base"] += result.get("hard_base", [])
+                base_done = True
     table = {}
     for row, values in per_row.items():
         scores = values["scores"]
@@ -197,6 +193,91 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
         if v
     }
     return {"rows": table, "hard": hard, "claims": claims}
+
+
+def _run_seed(
+    name: str,
+    data: dict[str, Any],
+    seed: int,
+    rows: tuple[str, ...],
+    done: dict[str, dict[str, Any] | None],
+    args: argparse.Namespace,
+    out: Path,
+    scores_dir: Path,
+) -> dict[str, dict[str, Any] | None]:
+    """Run one seed's missing rows (the pool first), saving each row's scores as it finishes."""
+    pool = _run(out, f"{name}-s{seed}-pool", _pipeline(args, data, seed, "pool"))
+    kept = pool["stages"][-1]["records_out"]
+    examples = min(args.examples or kept, kept) if kept else 0
+    if examples == 0:
+        print(f"# seed {seed}: the filter kept no rationale; skipping this seed", file=sys.stderr)
+        return done
+    steps = args.steps or max(1, math.ceil(2 * examples / args.batch_size))
+    print(f"# seed {seed}: {kept} filtered rationales; every row trains on {examples} "
+          f"records for {steps} steps", file=sys.stderr)  # fmt: skip
+    hard_file = _hard_split(out, name, seed, args) if args.adversarial and name == "arith" else None
+    first = True
+    for row in rows[1:]:
+        if done[row] is not None:
+            first = False
+            continue
+        started = time.monotonic()
+        manifest = _run(out, f"{name}-s{seed}-{row}", _pipeline(args, data, seed, row, examples, steps))
+        seconds = time.monotonic() - started
+        folder = out / "runs" / f"{name}-s{seed}-{row}"
+        train = [s for s in manifest["stages"] if s["name"] == "train"][-1]
+        grown = next((s for s in manifest["stages"] if s["name"] == "adversarial"), None)
+        result: dict[str, Any] = {
+            "scores": _scores(folder, "student"),
+            "base": _scores(folder, "base"),
+            "records": grown["details"]["pool"] if grown else train["details"].get("examples", 0),
+            "seconds": round(seconds + (pool["seconds"] if row != "label-only" else 0.0), 1),
+        }
+        if hard_file is not None and first:
+            result["hard_base"] = _hard_scores(folder, args.student, hard_file, args, label="base")
+        if hard_file is not None and row in HARD_ROWS:
+            # The run's paths are relative to the benchmark folder, where the pipeline ran.
+            student = str(out / manifest["artifacts"]["student_model"])
+            result["hard"] = _hard_scores(folder, student, hard_file, args)
+        _save_row(scores_dir, name, seed, row, args, result)
+        done[row] = result
+        first = False
+    return done
+
+
+SETTINGS = ("train", "test", "n", "examples", "steps", "batch_size", "gen_tokens", "eval_tokens",
+            "teacher_backend", "teacher_model", "student", "rounds", "per_round", "probe",
+            "hard_test")  # fmt: skip
+"""The options that change a row's scores: saved scores count only where all of them match."""
+
+
+def _row_file(scores_dir: Path, name: str, seed: int, row: str) -> Path:
+    return scores_dir / f"{name}-s{seed}-{row}.json"
+
+
+def _save_row(
+    scores_dir: Path, name: str, seed: int, row: str, args: argparse.Namespace, result: dict[str, Any]
+) -> None:
+    scores_dir.mkdir(parents=True, exist_ok=True)
+    path = _row_file(scores_dir, name, seed, row)
+    settings = {key: getattr(args, key) for key in SETTINGS}
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"settings": settings, **result}) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def _load_row(
+    scores_dir: Path, name: str, seed: int, row: str, args: argparse.Namespace
+) -> dict[str, Any] | None:
+    """A finished row's saved scores, or None where there are none or they were made with other settings."""
+    path = _row_file(scores_dir, name, seed, row)
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if saved.pop("settings") != {key: getattr(args, key) for key in SETTINGS}:
+        print(f"# {path}: made with other settings; running the row again", file=sys.stderr)
+        return None
+    return saved
 
 
 def _pipeline(
