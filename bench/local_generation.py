@@ -1,11 +1,13 @@
 """Tokens per second of the transformers backend one sequence at a time against batched, side by side.
 
 The same prompts (arithmetic word problems after a short few-shot instruction) go through two backends on
-the same checkpoint, one with batch_size 1 and one with the default batch size, greedily, in interleaved
-rounds so that a machine whose load drifts slows both alike. Generated tokens are counted up to EOS, as
+the same checkpoint, one with batch_size 1 and one with the default batch size (and that batch once more
+as one generate call, to show what dropping finished rows between segments gains), greedily, in interleaved
+rounds so that a machine whose load drifts slows them alike. Generated tokens are counted up to EOS, as
 the backend reports them: a batch pays for its longest row, and that cost is part of the figure.
 
     python bench/local_generation.py [--prompts 64] [--max-new-tokens 64] [--min-new-tokens 0]
+    python bench/local_generation.py --temperature 0.8 --max-new-tokens 192   # as the cot pipeline samples
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ def main() -> None:
         default=0,
         help="Suppress EOS until this many tokens; equal to --max-new-tokens, no row ends early.",
     )
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 is greedy; above, seeded "
+                        "sampling, whose answers vary in length as a teacher's samples do.")  # fmt: skip
+    parser.add_argument("--segment-tokens", type=int, default=None, help="Batched mode's segment_tokens "
+                        "(the backend's default when absent).")  # fmt: skip
     parser.add_argument("--model", default="smollm2-135m", help="Alias, local folder or cached hub id.")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps.")
     args = parser.parse_args()
@@ -44,16 +50,20 @@ def main() -> None:
 
 async def _bench(args: argparse.Namespace) -> None:
     requests = [
-        Request(messages=_messages(question), max_tokens=args.max_new_tokens)
-        for question in _questions(args.prompts)
+        Request(messages=_messages(q), max_tokens=args.max_new_tokens, temperature=args.temperature, seed=0)
+        for q in _questions(args.prompts)
     ]
-    modes = {"batch-1": 1, "batched": args.batch_size}
+    # "one-call" is the default batch run as one generate over the whole budget, without dropping the
+    # rows that ended between segments: what the segments gain.
+    modes = {"batch-1": (1, {}), "one-call": (args.batch_size, {"segment_tokens": 0}),
+             "batched": (args.batch_size, {} if args.segment_tokens is None else
+                         {"segment_tokens": args.segment_tokens})}  # fmt: skip
     options = {"min_new_tokens": args.min_new_tokens} if args.min_new_tokens else {}
     backends = {
         mode: TransformersBackend(
-            TeacherConfig(model=args.model, batch_size=size, options=options), device=args.device
+            TeacherConfig(model=args.model, batch_size=size, options={**options, **extra}), device=args.device
         )
-        for mode, size in modes.items()
+        for mode, (size, extra) in modes.items()
     }
     for mode, backend in backends.items():
         started = time.perf_counter()
@@ -62,7 +72,9 @@ async def _bench(args: argparse.Namespace) -> None:
         await backend.complete(warm_up)
         warm = time.perf_counter() - started
         print(f"{mode}: load and warm-up {warm:.1f} s (load {backend.stats['load_s']:.1f} s, not timed)")
-        backend.stats.update(generate_calls=0, rows=0, completion_tokens=0, prefill_tokens_saved=0)
+        backend.stats.update(
+            generate_calls=0, rows=0, completion_tokens=0, token_slots=0, prefill_tokens_saved=0
+        )
 
     seconds = dict.fromkeys(modes, 0.0)
     responses: dict[str, list[Response]] = {mode: [] for mode in modes}
@@ -80,22 +92,20 @@ async def _bench(args: argparse.Namespace) -> None:
         rates[mode] = tokens / seconds[mode]
         finished = sum(r.completions[0].finish_reason == "stop" for r in responses[mode])
         calls, saved = int(backend.stats["generate_calls"]), int(backend.stats["prefill_tokens_saved"])
+        # A batch computes every row it holds at every step; slots after a row's end are waste.
+        used = tokens / backend.stats["token_slots"]
         print(
             f"{mode}: {tokens} tokens in {seconds[mode]:.1f} s = {rates[mode]:.1f} tokens/s "
-            f"({calls} generate calls, {finished}/{len(requests)} ended on EOS, {saved} prompt tokens shared)"
+            f"({calls} generate calls, {finished}/{len(requests)} ended on EOS, {saved} prompt tokens "
+            f"shared, {used:.0%} of computed token slots used)"
         )
-    lengths = [r.completions[0].completion_tokens for r in responses["batched"]]
-    # What a batch computes is its longest row times its rows; the rest of that area is padding.
-    area = sum(
-        max(lengths[i : i + args.batch_size]) * len(lengths[i : i + args.batch_size])
-        for i in range(0, len(lengths), args.batch_size)
-    )
     same = sum(
         a.completions[0].text == b.completions[0].text
         for a, b in zip(responses["batch-1"], responses["batched"], strict=True)
     )
-    print(f"batched rows used {sum(lengths) / area:.0%} of the token slots they computed")
-    print(f"greedy texts identical in both modes: {same}/{len(requests)}")
+    if not args.temperature:
+        print(f"greedy texts identical in both modes: {same}/{len(requests)}")
+    print(f"segments: batched {rates['batched'] / rates['one-call']:.2f}x one-call")
     print(f"batched {rates['batched'] / rates['batch-1']:.1f}x batch-1")
     for backend in backends.values():
         await backend.aclose()

@@ -51,6 +51,24 @@ def test_a_prompt_prefix_shared_by_a_batch_is_computed_once_without_changing_gre
     assert shared_responses == separate_responses
 
 
+def test_rows_that_end_leave_the_batch_between_segments_without_changing_greedy_output() -> None:
+    short = Request(messages=[{"role": "user", "content": "Say hello in one word."}], max_tokens=48)
+    long = Request(messages=COUNT, max_tokens=48)
+    segmented = TransformersBackend(TeacherConfig(options={"segment_tokens": 4}))
+    whole = TransformersBackend(TeacherConfig(options={"segment_tokens": 0}))
+
+    segmented_responses = _run(segmented, short, long)
+    whole_responses = _run(whole, short, long)
+
+    lengths = [response.completions[0].completion_tokens for response in whole_responses]
+    assert lengths[0] <= 36 and lengths[1] == 48  # the short row ends well before the long one
+    assert segmented_responses == whole_responses
+    assert segmented.stats["generate_calls"] == whole.stats["generate_calls"] == 1
+    # One call computes both rows for all 48 steps; segments stop the short row within 4 steps of its end.
+    assert whole.stats["token_slots"] == 2 * 48
+    assert segmented.stats["token_slots"] <= 48 + lengths[0] + 4
+
+
 def test_requests_with_other_sampling_parameters_go_to_separate_calls() -> None:
     backend = TransformersBackend(TeacherConfig())
     short, longer = Request(messages=COUNT, max_tokens=3), Request(messages=COUNT, max_tokens=5)
