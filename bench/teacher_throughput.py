@@ -290,6 +290,16 @@ def _print_table(args: argparse.Namespace, contenders: list[Contender], faulty: 
             "of the ideal); synthdistill hedges a call unanswered after "
             + (f"{args.hedge_after:g}x the recent p95 latency instead" if args.hedge_after else "(off here)")
         )
+        if args.hedge_after:
+            # A hedged hang holds its slot until the copy (sent after hedge_after x latency) answers.
+            hedged_s = (args.latency * (1 - share) + args.latency * (args.hedge_after + 1) * share) / (
+                1 - args.fault_rate
+            )
+            print(
+                f"a client that hedges at {args.hedge_after:g}x latency, with no start or tail, delivers at "
+                f"most about {args.concurrency / hedged_s:.0f} records/s here "
+                f"({args.concurrency / hedged_s / ideal:.2f} of the ideal)"
+            )
     print(f"load average at the end: {_load()}")
 
 
