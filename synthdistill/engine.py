@@ -339,11 +339,12 @@ class Engine:
         """
         sending = asyncio.Event()
         first = asyncio.ensure_future(self._attempt(request, slot, sending))
-        racing = {first}
+        racing, copy = {first}, None
         try:
             if self.hedge_after is not None and await _sent(first, sending) and await self._overdue(first):
                 self.stats.hedges += 1
-                racing.add(asyncio.ensure_future(self._attempt(request, slot)))
+                copy = asyncio.ensure_future(self._attempt(request, slot))
+                racing.add(copy)
             error: BaseException | None = None
             while racing:
                 done, racing = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
@@ -352,6 +353,10 @@ class Engine:
                         return task.result()
                     if error is None or isinstance(task.exception(), BudgetExceeded):
                         error = task.exception()
+                if copy in done:
+                    # The first call was judged stuck when the copy went out: waiting on it to its timeout
+                    # after the copy failed would hold the retry back by up to the whole timeout.
+                    break
             assert error is not None
             raise error
         finally:

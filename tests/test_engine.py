@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,25 @@ def test_a_stuck_call_is_hedged_instead_of_waited_out(tmp_path):
     assert engine.stats.calls == stats.by_path["/v1/chat/completions"] == 60 + 11
     # Only the answered calls are billed: the cancelled originals used no tokens.
     assert engine.stats.completion_tokens == sum(s.completion_tokens for _, (s,) in results)
+
+
+def test_when_a_stuck_calls_copy_fails_the_retry_does_not_wait_for_the_stuck_call(tmp_path):
+    # Question 3 hangs the first time; its hedge copy gets a 500; the retry after it answers.
+    with ScriptedServer(latency=0.02, hang_once="question 3", hang_once_then="500", hang_s=60.0) as server:
+        engine = engine_for(server.url, tmp_path, timeout_s=30.0, hedge_after=3.0)
+        started = time.monotonic()
+        results = list(engine.map(requests(30)))
+        seconds = time.monotonic() - started
+        engine.close()
+        stats = server.stats
+    assert all(not samples[0].error for _, samples in results)
+    assert stats.faults["hang"] == 1 and stats.faults["500"] == 1
+    # Not a speed figure: waiting on the stuck call would take its whole 30 s timeout.
+    assert seconds < 15
+    # The retry went out as soon as the copy failed (after a short backoff): the stuck call, given up on
+    # once copied, was cancelled, not waited on to its 30 s timeout.
+    assert engine.stats.hedges == 1 and engine.stats.retries == 1
+    assert stats.by_path["/v1/chat/completions"] == 30 + 2
 
 
 def test_without_hedging_a_stuck_call_waits_for_its_timeout_and_is_retried(tmp_path):

@@ -321,7 +321,7 @@ def test_editing_a_users_critic_reruns_the_filter_and_nothing_before_it(project)
     path, _server = project
     critics = path.parent / "critics"
     critics.mkdir()
-    source = '''
+    source = """
 from synthdistill.critics import BaseCritic
 from synthdistill.records import Verdict
 
@@ -334,7 +334,7 @@ class Short(BaseCritic):
 
 
 LIMIT = 1000
-'''
+"""
     (critics / "short.py").write_text(source)
     path.write_text(path.read_text().replace("critics: [answer_match]", "critics: [answer_match, short]"))
     first = run(path)

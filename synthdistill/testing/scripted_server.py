@@ -134,6 +134,7 @@ class ScriptedServer:
         rate_hang: float = 0.0,
         hang_s: float = 30.0,
         hang_once: str | None = None,
+        hang_once_then: str | None = None,
         rate_malformed: float = 0.0,
         rate_truncated: float = 0.0,
         required_key: str | None = None,
@@ -156,6 +157,8 @@ class ScriptedServer:
             retry_after_s: Seconds sent in the Retry-After header of a 429.
             hang_s: Seconds a hanging request sleeps before it answers.
             hang_once: Text that makes the first request carrying it in its messages hang.
+            hang_once_then: A fault kind ("429", "500", "malformed") for the second request with those
+                messages (a hung call's hedge copy or retry); the third is answered.
             required_key: When set, requests need `Authorization: Bearer <required_key>`.
             rpm_limit: Chat requests allowed per window, reported in x-ratelimit-* headers; None: no quota.
             limit_window_s: Length of the quota's window in seconds (60 for a per-minute quota).
@@ -179,7 +182,9 @@ class ScriptedServer:
         self.rate_hang = rate_hang
         self.hang_s = hang_s
         self.hang_once = hang_once
+        self.hang_once_then = hang_once_then
         self._hung: set[str] = set()
+        self._hung_then: set[str] = set()
         self.rate_malformed = rate_malformed
         self.rate_truncated = rate_truncated
         self.required_key = required_key
@@ -533,15 +538,21 @@ class ScriptedServer:
         return None
 
     def _hang_once(self, body: dict[str, Any]) -> str | None:
-        """"hang" for the first request with `hang_once` in its messages, None for the rest."""
+        """A `hang_once` request's fault: a hang the first time, then `hang_once_then`, then none."""
         if self.hang_once is None:
             return None
         messages = json.dumps(body["messages"], sort_keys=True)
-        if self.hang_once not in messages or messages in self._hung:
+        if self.hang_once not in messages:
             return None
-        self._hung.add(messages)
-        self._fault("hang")
-        return "hang"
+        if messages not in self._hung:
+            self._hung.add(messages)
+            self._fault("hang")
+            return "hang"
+        if self.hang_once_then is None or messages in self._hung_then:
+            return None
+        self._hung_then.add(messages)
+        self._fault(self.hang_once_then)
+        return self.hang_once_then
 
     def _fault(self, kind: str) -> None:
         with self._lock:
