@@ -165,6 +165,16 @@ def test_generate_options_pass_through_to_generate() -> None:
     assert response.completions[0].completion_tokens == 10
 
 
+def test_min_new_tokens_holds_across_segments_and_ends_with_them() -> None:
+    # 22 tokens at least, in segments of 8: the third segment still suppresses EOS for 6 steps.
+    backend = TransformersBackend(TeacherConfig(options={"min_new_tokens": 22, "segment_tokens": 8}))
+    request = Request(messages=[{"role": "user", "content": "Say just the word yes."}], max_tokens=60)
+
+    (response,) = _run(backend, request)
+
+    assert 22 <= response.completions[0].completion_tokens < 60
+
+
 def test_a_closed_backend_loads_its_model_again_when_asked() -> None:
     backend = TransformersBackend(TeacherConfig())
     request = Request(messages=COUNT, max_tokens=3)

@@ -244,13 +244,14 @@ class TransformersBackend:
 
         budget, least = kwargs["max_new_tokens"], int(kwargs.get("min_new_tokens") or 0)
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
-        cache = inputs.get("cache") or DynamicCache(config=model.config)
+        # The shared prompt prefix's cache where there is one; generate fills it and goes on from it.
+        cache = inputs["cache"] if "cache" in inputs else DynamicCache(config=model.config)
         alive = list(range(ids.shape[0]))
         tokens: list[list[int]] = [[] for _ in alive]
         while alive and budget > 0:
             step = min(self._segment or budget, budget)
             segment = {**kwargs, "max_new_tokens": step}
-            if least:
+            if "min_new_tokens" in kwargs:
                 segment["min_new_tokens"] = min(least, step)
             output = model.generate(input_ids=ids, attention_mask=mask, cache=cache, **segment)
             new = output[:, ids.shape[1] :]
