@@ -7,6 +7,7 @@ The same student, under the same budget (training records and optimizer steps), 
   4. filtered      SFT on rationales kept by self-consistency (majority) and critics (answer_match, length)
   5. step-by-step  row 4's records, trained as two tasks (label and rationale, weight 0.5), asked for the
                    label at test time as in the paper (no rationale generated), so its peer is row 2
+  5b. sbs-rationale the same training, asked for its rationale at test time (its peer is row 4)
 and, with `--adversarial`, two more rows at equal teacher budget (issue 8):
   6. adversarial   row 4, then Lion rounds: new problems modelled on those the student gets wrong
   7. random-growth row 4, then the same rounds with seeds drawn at random (the control)
@@ -43,9 +44,13 @@ from typing import Any
 
 import yaml
 
-ROWS = ("base", "label-only", "unfiltered", "filtered", "step-by-step")
+ROWS = ("base", "label-only", "unfiltered", "filtered", "step-by-step", "sbs-rationale")
 GROWTH_ROWS = ("adversarial", "random-growth")
 HARD_ROWS = ("base", "filtered", *GROWTH_ROWS)
+NUMBERS = {"sbs-rationale": "5b", "adversarial": "6", "random-growth": "7"} | {
+    row: str(number) for number, row in enumerate(ROWS[:5], 1)
+}
+"""The rows' numbers in the table, as the claims name them."""
 """Rows also scored on the hard split when --adversarial is given."""
 GSM8K_FIELDS = {"question": "question", "answer": {"from": "answer", "regex": r"####\s*([-0-9.,]+)"}}
 # Rough costs on the 2-core development CPU (LAB.md, README): batched sampling ~90 tokens/s, a LoRA step
@@ -174,6 +179,7 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
         ("filtered", "label-only", "4 beats 2 (rationales beat labels at equal data)"),
         ("step-by-step", "label-only", "5 beats 2 (the paper's claim: two tasks beat labels alone)"),
         ("step-by-step", "filtered", "5 beats 4 (step-by-step helps)"),
+        ("sbs-rationale", "filtered", "5b beats 4 (two-task training helps a student that reasons)"),
         ("adversarial", "random-growth", "6 beats 7 (adversarial rounds beat random growth)"),
         ("adversarial", "filtered", "6 beats 4 (the rounds add to the first training)"),
         ("hard:adversarial", "hard:random-growth", "6 beats 7 on the hard split"),
@@ -301,13 +307,15 @@ def _pipeline(
         "unfiltered": [generate, vote_all, {"train": train}],
         "filtered": [generate, vote_agreeing, critics, {"train": train}],
         "step-by-step": [generate, vote_agreeing, critics, {"train": {**train, "step_by_step": {}}}],
+        "sbs-rationale": [generate, vote_agreeing, critics, {"train": {**train, "step_by_step": {}}}],
         "adversarial": [generate, vote_agreeing, critics, {"train": train}, _rounds(args, train, "hard")],
         "random-growth": [generate, vote_agreeing, critics, {"train": train}, _rounds(args, train, "random")],
     }[row]
     if row != "pool":
-        stages.append(
-            {"evaluate": {"template": "cot_student.j2", "max_tokens": args.eval_tokens, "plot": False}}
-        )
+        evaluate = {"template": "cot_student.j2", "max_tokens": args.eval_tokens, "plot": False}
+        if row == "sbs-rationale":
+            evaluate["student_task"] = "rationale"
+        stages.append({"evaluate": evaluate})
     return {
         "name": f"quality-{row}",
         "seed": seed,
@@ -401,9 +409,9 @@ def _print_table(name: str, result: dict[str, Any], args: argparse.Namespace) ->
     print(f"\n## {name}: {args.seeds} seed(s) x {args.test} test items, teacher {args.teacher_model}")
     print(f"| {'row':<16} | accuracy | 95% CI        | items | train records | seconds |")
     print(f"|{'-' * 18}|----------|---------------|-------|---------------|---------|")
-    for index, (row, values) in enumerate(result["rows"].items(), 1):
+    for row, values in result["rows"].items():
         low, high = values["ci"]
-        print(f"| {index}. {row:<13} | {values['accuracy']:.3f}    | {low:.3f}-{high:.3f}   | "
+        print(f"| {NUMBERS[row] + '.':<3} {row:<13}| {values['accuracy']:.3f}    | {low:.3f}-{high:.3f}   | "
               f"{values['items']:>5} | {values['records']:>13} | {values['seconds']:>7.0f} |")  # fmt: skip
     if result.get("hard"):
         print(f"\nHard split (builtin:arith difficulty 2, {args.hard_test} items a seed):")

@@ -52,14 +52,14 @@ def add_metrics(folder: Path, metrics: dict[str, Any]) -> Path | None:
     return _render(folder, facts)
 
 
-def prompt_prefix(folder: Path) -> str:
-    """What starts the model's prompt: a step-by-step student's label prefix, else ""."""
+def prompt_prefix(folder: Path, task: str = "label") -> str:
+    """What starts the model's prompt: a step-by-step student's prefix of `task` (label or rationale)."""
     try:
         facts = json.loads((Path(folder) / CARD_DATA).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""
     step_by_step = facts.get("training", {}).get("step_by_step") or {}
-    return str(step_by_step.get("label_prefix", ""))
+    return str(step_by_step.get(f"{task}_prefix", ""))
 
 
 def _render(folder: Path, facts: dict[str, Any]) -> Path:

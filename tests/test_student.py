@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from synthdistill.records import Record
@@ -40,3 +41,14 @@ def test_raw_data_item_learns_its_gold_answer_alone():
 def test_normalize_question_ignores_case_spacing_and_final_punctuation():
     assert normalize_question("  What is  2 + 3?\n") == normalize_question("what is 2 + 3") == "what is 2 + 3"
     assert normalize_question("What is 2 + 4?") != normalize_question("What is 2 + 3?")
+
+
+def test_a_step_by_step_students_card_gives_the_prefix_of_the_task_it_is_asked(tmp_path):
+    from synthdistill.modelcard import CARD_DATA, prompt_prefix
+
+    card = {"training": {"step_by_step": {"label_prefix": "[label] ", "rationale_prefix": "[rationale] "}}}
+    (tmp_path / CARD_DATA).write_text(json.dumps(card), encoding="utf-8")
+    assert prompt_prefix(tmp_path) == "[label] "
+    assert prompt_prefix(tmp_path, "rationale") == "[rationale] "
+    # A student trained on one task, or a model with no card, takes no prefix.
+    assert prompt_prefix(tmp_path / "elsewhere", "rationale") == ""

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,6 +70,11 @@ class EvaluateConfig(BaseModel):
         None, description="Teacher-judged win rate of student over base; None skips it (it costs calls)."
     )
     plot: bool = Field(True, description="Whether to save accuracy.png in the stage folder.")
+    student_task: Literal["label", "rationale"] = Field(
+        "label",
+        description="The task a step-by-step student is asked at test time: label (the answer alone, as "
+        "in the paper) or rationale (it reasons, then answers); other students ignore it.",
+    )
 
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
@@ -87,8 +92,8 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
         models.append(("base", base, config.template, ""))
     trained = ctx.artifacts.get("student_model")
     if trained is not None:
-        # A step-by-step student answers the label task, as it was trained to.
-        prefix = prompt_prefix(Path(trained))
+        # A step-by-step student is asked one of the two tasks it was trained on, by its prefix.
+        prefix = prompt_prefix(Path(trained), config.student_task)
         models.append(
             ("student", ctx.engine(TeacherConfig(model=str(trained), **local)), config.template, prefix)
         )
