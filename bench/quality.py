@@ -25,7 +25,9 @@ research's claims: 4 beats 3, 4 beats 1, rationales (3, 4) beat labels (2) at eq
 
 Each finished (dataset, seed, row) writes its scores to `--scores DIR` (default <out>/scores); a re-run
 reads them back and skips that row, so a run of several hours can be spread over several sittings, or
-its scores kept (in git, say) while the run folders are thrown away.
+its scores kept (in git, say) while the run folders are thrown away. Each row also keeps a fingerprint
+of its seed's pool of filtered rationales: a pool generated again in a later sitting that comes out
+different sends that seed's earlier rows through again, so one seed's rows never mix pools.
 
 The default teacher is the embedded SmolLM2-135M (self-distillation in the STaR manner); `--teacher-*`
 options point it at a stronger model on an OpenAI-compatible server.
@@ -34,6 +36,7 @@ options point it at a stronger model on an OpenAI-compatible server.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -215,6 +218,13 @@ def _run_seed(
 ) -> dict[str, dict[str, Any] | None]:
     """Run one seed's missing rows (the pool first), saving each row's scores as it finishes."""
     pool = _run(out, f"{name}-s{seed}-pool", _pipeline(args, data, seed, "pool"))
+    pool_hash = _pool_hash(out / "runs" / f"{name}-s{seed}-pool")
+    for row, result in done.items():
+        # A seed's rows must all train on one pool; one made again in a later sitting may differ.
+        if result is not None and result.get("pool", pool_hash) != pool_hash:
+            print(f"# seed {seed}: the pool differs from the one {row} was trained on; running it again",
+                  file=sys.stderr)  # fmt: skip
+            done[row] = None
     kept = pool["stages"][-1]["records_out"]
     examples = min(args.examples or kept, kept) if kept else 0
     if examples == 0:
@@ -240,6 +250,7 @@ def _run_seed(
             "base": _scores(folder, "base"),
             "records": grown["details"]["pool"] if grown else train["details"].get("examples", 0),
             "seconds": round(seconds + (pool["seconds"] if row != "label-only" else 0.0), 1),
+            "pool": pool_hash,
         }
         if hard_file is not None and first:
             result["hard_base"] = _hard_scores(folder, args.student, hard_file, args, label="base")
@@ -251,6 +262,19 @@ def _run_seed(
         done[row] = result
         first = False
     return done
+
+
+def _pool_hash(folder: Path) -> str:
+    """A fingerprint of the records a pool run kept (question, rationale, answer), to tell pools apart."""
+    path = sorted(folder.glob("*-filter/records.jsonl"))[-1]
+    kept = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record.get("kept"):
+                kept.append(json.dumps([record["input"].get("question"), record.get("rationale"),
+                                        record.get("answer")]))  # fmt: skip
+    return hashlib.sha256("\n".join(sorted(kept)).encode()).hexdigest()[:16]
 
 
 SETTINGS = ("train", "test", "n", "examples", "steps", "batch_size", "gen_tokens", "eval_tokens",
