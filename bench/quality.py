@@ -129,9 +129,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _estimate(args: argparse.Namespace) -> float:
     sampling = args.train * args.n * args.gen_tokens * 0.6 / SAMPLE_TOKENS_PER_S
     steps = args.steps or math.ceil(2 * args.train * 0.3 / args.batch_size)
-    training = 4 * steps * TRAIN_STEP_S * args.batch_size / 8
-    evaluation = 5 * args.test * args.eval_tokens * 0.6 / EVAL_TOKENS_PER_S
-    return args.seeds * (sampling + training + evaluation + 4 * 20)  # + model loads and saves
+    trained = len(ROWS) - 1  # every row but the base trains; each is scored, and the base once
+    training = trained * steps * TRAIN_STEP_S * args.batch_size / 8
+    evaluation = len(ROWS) * args.test * args.eval_tokens * 0.6 / EVAL_TOKENS_PER_S
+    return args.seeds * (sampling + training + evaluation + trained * 20)  # + model loads and saves
 
 
 def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: Path) -> dict[str, Any]:
