@@ -50,11 +50,11 @@ import yaml
 ROWS = ("base", "label-only", "unfiltered", "filtered", "step-by-step", "sbs-rationale")
 GROWTH_ROWS = ("adversarial", "random-growth")
 HARD_ROWS = ("base", "filtered", *GROWTH_ROWS)
+"""Rows also scored on the hard split when --adversarial is given."""
 NUMBERS = {"sbs-rationale": "5b", "adversarial": "6", "random-growth": "7"} | {
     row: str(number) for number, row in enumerate(ROWS[:5], 1)
 }
 """The rows' numbers in the table, as the claims name them."""
-"""Rows also scored on the hard split when --adversarial is given."""
 GSM8K_FIELDS = {"question": "question", "answer": {"from": "answer", "regex": r"####\s*([-0-9.,]+)"}}
 # Rough costs on the 2-core development CPU (LAB.md, README): batched sampling ~90 tokens/s, a LoRA step
 # at batch 8 ~9 s, greedy evaluation ~60 tokens/s; used only to print an estimate before the run.
@@ -284,6 +284,10 @@ SETTINGS = ("train", "test", "n", "examples", "steps", "batch_size", "gen_tokens
 """The options that change a row's scores: saved scores count only where all of them match."""
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, key) for key in SETTINGS}
+
+
 def _row_file(scores_dir: Path, name: str, seed: int, row: str) -> Path:
     return scores_dir / f"{name}-s{seed}-{row}.json"
 
@@ -293,9 +297,8 @@ def _save_row(
 ) -> None:
     scores_dir.mkdir(parents=True, exist_ok=True)
     path = _row_file(scores_dir, name, seed, row)
-    settings = {key: getattr(args, key) for key in SETTINGS}
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"settings": settings, **result}) + "\n", encoding="utf-8")
+    temporary.write_text(json.dumps({"settings": _settings(args), **result}) + "\n", encoding="utf-8")
     temporary.replace(path)
 
 
@@ -307,7 +310,7 @@ def _load_row(
     if not path.exists():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
-    if saved.pop("settings") != {key: getattr(args, key) for key in SETTINGS}:
+    if saved.pop("settings") != _settings(args):
         print(f"# {path}: made with other settings; running the row again", file=sys.stderr)
         return None
     return saved
