@@ -73,7 +73,8 @@ class EvaluateConfig(BaseModel):
     student_task: Literal["label", "rationale"] = Field(
         "label",
         description="The task a step-by-step student is asked at test time: label (the answer alone, as "
-        "in the paper) or rationale (it reasons, then answers); other students ignore it.",
+        "in the paper) or rationale (its reasoning, trained without the closing answer sentence; the "
+        "answer is read from it as the critics read one); other students ignore it.",
     )
 
 
