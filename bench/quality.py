@@ -55,6 +55,10 @@ NUMBERS = {"sbs-rationale": "5b", "adversarial": "6", "random-growth": "7"} | {
     row: str(number) for number, row in enumerate(ROWS[:5], 1)
 }
 """The rows' numbers in the table, as the claims name them."""
+RECIPES = {"step-by-step": 2, "sbs-rationale": 2}
+"""Each row's recipe version (1 where absent), kept with its scores: bump it when the product changes what
+the row trains or asks, and kept scores of the older recipe run again. 2: step-by-step's task cue moved
+from a tag at the start of the prompt ("[rationale] ") to an instruction at its end."""
 GSM8K_FIELDS = {"question": "question", "answer": {"from": "answer", "regex": r"####\s*([-0-9.,]+)"}}
 # Rough costs on the 2-core development CPU (LAB.md, README): batched sampling ~90 tokens/s, a LoRA step
 # at batch 8 ~9 s, greedy evaluation ~60 tokens/s; used only to print an estimate before the run.
@@ -252,6 +256,7 @@ def _run_seed(
             "records": grown["details"]["pool"] if grown else train["details"].get("examples", 0),
             "seconds": round(seconds + (pool["seconds"] if row != "label-only" else 0.0), 1),
             "pool": pool_hash,
+            "recipe": RECIPES.get(row, 1),
         }
         if hard_file is not None and first:
             result["hard_base"] = _hard_scores(folder, args.student, hard_file, args, label="base")
@@ -312,6 +317,9 @@ def _load_row(
     saved = json.loads(path.read_text(encoding="utf-8"))
     if saved.pop("settings") != _settings(args):
         print(f"# {path}: made with other settings; running the row again", file=sys.stderr)
+        return None
+    if saved.get("recipe", 1) != RECIPES.get(row, 1):
+        print(f"# {path}: made by an older recipe of the row; running it again", file=sys.stderr)
         return None
     return saved
 

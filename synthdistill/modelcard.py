@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from synthdistill.context import StageContext
+from synthdistill.student import Task, TaskCue
 
 CARD_DATA = "synthdistill-card.json"
 
@@ -52,14 +53,14 @@ def add_metrics(folder: Path, metrics: dict[str, Any]) -> Path | None:
     return _render(folder, facts)
 
 
-def prompt_prefix(folder: Path, task: str = "label") -> str:
-    """What starts the model's prompt: a step-by-step student's prefix of `task` (label or rationale)."""
+def task_cue(folder: Path, task: Task = "label") -> TaskCue:
+    """The cue that asks the model in `folder` for `task`: a step-by-step student's own, else none."""
     try:
         facts = json.loads((Path(folder) / CARD_DATA).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ""
+        return TaskCue()
     step_by_step = facts.get("training", {}).get("step_by_step") or {}
-    return str(step_by_step.get(f"{task}_prefix", ""))
+    return TaskCue(str(step_by_step.get(f"{task}_prefix", "")), str(step_by_step.get(f"{task}_suffix", "")))
 
 
 def _render(folder: Path, facts: dict[str, Any]) -> Path:

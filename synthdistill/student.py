@@ -2,12 +2,13 @@
 
 Training and evaluation both build prompts here, so the student is evaluated on exactly the
 prompt format it was trained on. Distilling step-by-step (Hsieh et al., 2023) trains two tasks on
-one input, told apart by a prefix on the prompt: predict the label, and generate the rationale.
+one input, told apart by a cue on the prompt (`TaskCue`): predict the label, and generate the rationale.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from synthdistill.records import Record
@@ -20,15 +21,24 @@ Task = Literal["label", "rationale"]
 """The two tasks of step-by-step training."""
 
 
+@dataclass(frozen=True)
+class TaskCue:
+    """Text that tells a step-by-step student which task it is asked: `prefix` starts the last user
+    message, `suffix` ends it. The empty cue leaves the prompt as the template renders it."""
+
+    prefix: str = ""
+    suffix: str = ""
+
+
 def prompt_messages(
-    templates: Templates, template: str, record: Record, prefix: str = ""
+    templates: Templates, template: str, record: Record, cue: TaskCue = TaskCue()
 ) -> list[dict[str, str]]:
-    """The chat messages the student sees for `record`; `prefix` starts the last user message."""
+    """The chat messages the student sees for `record`, with `cue` around the last user message."""
     variables: dict[str, Any] = {**record.input, "record": record}
     messages = templates.render_messages(template, variables)
-    if prefix:
+    if cue.prefix or cue.suffix:
         last = max(i for i, message in enumerate(messages) if message["role"] == "user")
-        messages[last] = {**messages[last], "content": prefix + messages[last]["content"]}
+        messages[last] = {**messages[last], "content": cue.prefix + messages[last]["content"] + cue.suffix}
     return messages
 
 

@@ -361,12 +361,12 @@ class ImitateConfig(BaseModel):
 
 def _imitate(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """The pool, with the student's greedy answer as the only sample of each probed item."""
-    from synthdistill.modelcard import prompt_prefix
+    from synthdistill.modelcard import task_cue
 
     config: ImitateConfig = ctx.config
     pool = list(records)
     chosen = _probe(pool, config.probe, ctx.seed, config.round)
-    prefix = prompt_prefix(Path(config.model))
+    cue = task_cue(Path(config.model))
     local = TeacherConfig(model=config.model, backend="transformers", batch_size=32)
     engine = ctx.engine(local)
     provenance = Provenance(
@@ -376,7 +376,7 @@ def _imitate(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
         (
             record,
             Request(
-                messages=prompt_messages(ctx.templates, config.template, record, prefix),
+                messages=prompt_messages(ctx.templates, config.template, record, cue),
                 max_tokens=config.max_tokens,
             ),
         )

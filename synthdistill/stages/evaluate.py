@@ -25,7 +25,7 @@ from synthdistill.parsing import answers_match, extract_answer
 from synthdistill.records import Record, Verdict
 from synthdistill.runfolder import RecordWriter
 from synthdistill.stages import Stage
-from synthdistill.student import prompt_messages
+from synthdistill.student import TaskCue, prompt_messages
 from synthdistill.teachers.base import Request
 
 
@@ -80,32 +80,32 @@ class EvaluateConfig(BaseModel):
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """Evaluate each model on the test split; metrics go to the manifest, predictions to the stage folder."""
-    from synthdistill.modelcard import add_metrics, prompt_prefix
+    from synthdistill.modelcard import add_metrics, task_cue
 
     config: EvaluateConfig = ctx.config
     test = ctx.test_records
     if not test:
         ctx.log.warning("the test split is empty (data.split.test: 0); nothing to evaluate")
     local = {"backend": "transformers", "batch_size": config.batch_size}
-    models: list[tuple[str, Engine, str, str]] = []
+    models: list[tuple[str, Engine, str, TaskCue]] = []
     if config.base:
         base = ctx.engine(TeacherConfig(model=ctx.pipeline.config.student.model, **local))
-        models.append(("base", base, config.template, ""))
+        models.append(("base", base, config.template, TaskCue()))
     trained = ctx.artifacts.get("student_model")
     if trained is not None:
-        # A step-by-step student is asked one of the two tasks it was trained on, by its prefix.
-        prefix = prompt_prefix(Path(trained), config.student_task)
+        # A step-by-step student is asked one of the two tasks it was trained on, by its cue.
+        cue = task_cue(Path(trained), config.student_task)
         models.append(
-            ("student", ctx.engine(TeacherConfig(model=str(trained), **local)), config.template, prefix)
+            ("student", ctx.engine(TeacherConfig(model=str(trained), **local)), config.template, cue)
         )
     if config.teacher:
-        models.append(("teacher", ctx.engine(), config.teacher_template or config.template, ""))
+        models.append(("teacher", ctx.engine(), config.teacher_template or config.template, TaskCue()))
     scores: dict[str, list[float]] = {}
     # Open-ended items have no gold answer to be accurate about; the judge's win rate speaks for them.
     graded = [record for record in test if record.gold is not None]
     if graded:
-        for label, engine, template, prefix in models:
-            metrics, scores[label] = _accuracy(label, engine, template, prefix, graded, config, ctx)
+        for label, engine, template, cue in models:
+            metrics, scores[label] = _accuracy(label, engine, template, cue, graded, config, ctx)
             ctx.metrics[label] = metrics
     elif test:
         ctx.log.info("no test item has a gold answer; accuracy is skipped")
@@ -225,7 +225,7 @@ def _accuracy(
     label: str,
     engine: Engine,
     template: str,
-    prefix: str,
+    cue: TaskCue,
     test: list[Record],
     config: EvaluateConfig,
     ctx: StageContext,
@@ -236,7 +236,7 @@ def _accuracy(
         (
             record,
             Request(
-                messages=prompt_messages(ctx.templates, template, record, prefix),
+                messages=prompt_messages(ctx.templates, template, record, cue),
                 max_tokens=config.max_tokens,
             ),
         )
@@ -263,7 +263,7 @@ def _accuracy(
 
 
 def _judge(
-    judge: JudgeConfig, models: list[tuple[str, Engine, str, str]], ctx: StageContext
+    judge: JudgeConfig, models: list[tuple[str, Engine, str, TaskCue]], ctx: StageContext
 ) -> dict[str, Any]:
     """Student and base answer the judge's prompts; the teacher judges each pair in both orders."""
     if judge.source is not None:
@@ -274,15 +274,15 @@ def _judge(
     else:
         prompts = ctx.test_records[: judge.items]
     answers: dict[str, list[str]] = {}
-    by_label = {label: (engine, template, prefix) for label, engine, template, prefix in models}
+    by_label = {label: (engine, template, cue) for label, engine, template, cue in models}
     for label in ("student", "base"):
-        engine, template, prefix = by_label[label]
+        engine, template, cue = by_label[label]
         template = judge.answer_template or template
         requests = (
             (
                 r,
                 Request(
-                    messages=prompt_messages(ctx.templates, template, r, prefix),
+                    messages=prompt_messages(ctx.templates, template, r, cue),
                     max_tokens=ctx.config.max_tokens,
                 ),
             )

@@ -25,6 +25,8 @@ from synthdistill.errors import DataError, StageError
 from synthdistill.records import Record, stable_hash
 from synthdistill.stages import Stage
 from synthdistill.student import (
+    Task,
+    TaskCue,
     label_text,
     normalize_question,
     prompt_messages,
@@ -60,10 +62,19 @@ class StepByStepConfig(BaseModel):
         description="Weight of the label task's loss; the rationale task gets 1 - label_weight "
         "(1 is label-only training).",
     )
-    label_prefix: str = Field(
-        "[label] ", description="Starts the prompt of the label task (and evaluation's)."
+    # The paper's T5 student read tags at the start ("[label] "); a decoder-only student barely told those
+    # apart (299 of 300 answers to "[rationale] " were the bare label, bench/README.md), so the default
+    # cue is an instruction at the end of the prompt, next to where the answer starts.
+    label_prefix: str = Field("", description="Starts the label task's prompt (evaluation's too).")
+    label_suffix: str = Field(
+        "\n\nGive the answer only.", description="Ends the label task's prompt (evaluation's too)."
     )
-    rationale_prefix: str = Field("[rationale] ", description="Starts the prompt of the rationale task.")
+    rationale_prefix: str = Field("", description="Starts the rationale task's prompt.")
+    rationale_suffix: str = Field("\n\nGive the steps only.", description="Ends the rationale task's prompt.")
+
+    def cue(self, task: Task) -> TaskCue:
+        """The text around the prompt that asks for `task`."""
+        return TaskCue(getattr(self, f"{task}_prefix"), getattr(self, f"{task}_suffix"))
 
 
 class ExtraDataConfig(BaseModel):
@@ -203,15 +214,15 @@ def build_examples(records: list[Record], config: TrainConfig, ctx: StageContext
     template = config.template
     if config.step_by_step is None:
         learn = {"label": label_text, "rationale": target_text, "response": response_text}[config.target]
-        return [_example(ctx, template, r, "", learn(r)) for r in records]
+        return [_example(ctx, template, r, TaskCue(), learn(r)) for r in records]
     sbs = config.step_by_step
     examples = []
     for record in records:
-        label = _example(ctx, template, record, sbs.label_prefix, label_text(record))
+        label = _example(ctx, template, record, sbs.cue("label"), label_text(record))
         examples.append({**label, "task": TASK_IDS["label"]})
         if (record.rationale or "").strip():
             rationale = _example(
-                ctx, template, record, sbs.rationale_prefix, (record.rationale or "").strip()
+                ctx, template, record, sbs.cue("rationale"), (record.rationale or "").strip()
             )
             examples.append({**rationale, "task": TASK_IDS["rationale"]})
     return examples
@@ -238,10 +249,10 @@ def sft_config(options: dict[str, Any]) -> Any:
 
 
 def _example(
-    ctx: StageContext, template: str, record: Record, prefix: str, completion: str
+    ctx: StageContext, template: str, record: Record, cue: TaskCue, completion: str
 ) -> dict[str, Any]:
     return {
-        "prompt": prompt_messages(ctx.templates, template, record, prefix),
+        "prompt": prompt_messages(ctx.templates, template, record, cue),
         "completion": [{"role": "assistant", "content": completion}],
     }
 
