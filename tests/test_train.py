@@ -168,6 +168,52 @@ def test_a_few_steps_change_the_weights_lower_the_loss_and_drop_a_leaked_questio
     assert not Path("outputs/tr/01-train/checkpoints").exists()  # removed once training finished
 
 
+@pytest.mark.slow
+def test_a_step_by_step_student_learns_both_tasks_and_is_asked_by_its_cue(tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    rows = [
+        {"q": f"What is {a} + {b}?", "r": f"{a} plus {b} makes {a + b}.", "a": str(a + b)}
+        for a, b in [(2, 3), (4, 5), (7, 1), (6, 6)]
+    ]
+    (tmp_path / "extra.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    path = tmp_path / "sbs.yaml"
+    path.write_text(
+        """
+name: sbs
+seed: 0
+data: {source: builtin:arith, split: {train: 1, test: 3}}
+stages:
+  - train:
+      max_steps: 2
+      batch_size: 4
+      max_length: 128
+      lora: {r: 4}
+      extra_data: {source: extra.jsonl, fields: {question: q, rationale: r, answer: a}}
+      step_by_step: {label_weight: 0.3}
+  - evaluate: {max_tokens: 4, plot: false, student_task: rationale}
+"""
+    )
+    code = main(["run", str(path)])
+    _, err = capfd.readouterr()
+    assert code == 0, err
+    stages = json.loads(Path("outputs/sbs/manifest.json").read_text())["stages"]
+    train = stages[0]["details"]
+    # Each user row gave a label and a rationale example, the raw data item (no rationale) a label alone.
+    assert train["method"] == "lora+step_by_step" and train["examples"] == 9
+    assert train["label_loss"] > 0 and train["rationale_loss"] > 0
+    card = json.loads(Path("outputs/sbs/01-train/model/synthdistill-card.json").read_text())
+    assert card["training"]["step_by_step"]["rationale_suffix"] == "\n\nGive the steps only."
+    # Evaluation asked the student with its rationale cue and the base with the template alone.
+    prompt_tokens = {
+        label: [
+            json.loads(line)["samples"][0]["prompt_tokens"]
+            for line in Path(f"outputs/sbs/02-evaluate/predictions-{label}.jsonl").read_text().splitlines()
+        ]
+        for label in ("base", "student")
+    }
+    assert all(s > b for s, b in zip(prompt_tokens["student"], prompt_tokens["base"], strict=True))
+
+
 KILLABLE = (
     "{epochs: 1, batch_size: 2, max_length: 128, lora: {r: 4}, save_steps: 1, save_total_limit: 3, "
     "keep_checkpoints: true, learning_rate: 1e-3}"
