@@ -21,6 +21,7 @@ research's claims: 4 beats 3, 4 beats 1, rationales (3, 4) beat labels (2) at eq
     python bench/quality.py --quick                      # smoke size, minutes
     python bench/quality.py --test 300 --seeds 3         # the documented full size (hours on a 2-core CPU)
     python bench/quality.py --gsm8k ../shared/data/gsm8k/train.jsonl --test 300 --seeds 3
+    python bench/quality.py --gsm8k ../shared/data/gsm8k/train.jsonl --no-arith --seeds 1   # GSM8K alone
     python bench/quality.py --adversarial --rounds 2 --test 300 --seeds 3   # rows 6 and 7 too
 
 Each finished (dataset, seed, row) writes its scores to `--scores DIR` (default <out>/scores); a re-run
@@ -68,7 +69,7 @@ SAMPLE_TOKENS_PER_S, TRAIN_STEP_S, EVAL_TOKENS_PER_S = 90.0, 9.0, 60.0
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table; returns the exit code."""
     args = _parse(argv)
-    datasets = [("arith", {"source": "builtin:arith", "options": {"difficulty": 1}})]
+    datasets = [] if args.no_arith else [("arith", {"source": "builtin:arith", "options": {"difficulty": 1}})]
     if args.gsm8k:
         datasets.append(("gsm8k", {"source": str(Path(args.gsm8k).resolve()), "fields": GSM8K_FIELDS}))
     estimate = _estimate(args) * len(datasets)
@@ -105,6 +106,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gen-tokens", type=int, default=192, help="Most tokens of a teacher rationale.")
     parser.add_argument("--eval-tokens", type=int, default=128, help="Most tokens of an evaluated answer.")
     parser.add_argument("--gsm8k", help="A GSM8K-format JSONL file (question, answer with '#### N').")
+    parser.add_argument("--no-arith", action="store_true", help="Leave out builtin:arith (with --gsm8k).")
     parser.add_argument("--teacher-backend", default="transformers")
     parser.add_argument("--teacher-model", default="smollm2-135m")
     parser.add_argument("--teacher-api-base", default=None)
@@ -121,6 +123,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scores", default=None, help="Folder of finished rows' scores (default "
                         "<out>/scores); a row found there is not run again.")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.no_arith and not args.gsm8k:
+        parser.error("--no-arith leaves no dataset; give --gsm8k FILE")
     if args.quick:
         args.train, args.test, args.seeds, args.n = 12, 12, 1, 2
         args.batch_size, args.gen_tokens, args.eval_tokens = 4, 128, 64
