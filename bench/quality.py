@@ -451,6 +451,9 @@ def _print_table(name: str, result: dict[str, Any], args: argparse.Namespace) ->
     print(f"|{'-' * 18}|----------|---------------|-------|---------------|---------|")
     for row, values in result["rows"].items():
         low, high = values["ci"]
+        if not values["items"]:  # every seed was skipped: its filter kept no rationale to train on
+            print(f"| {NUMBERS[row] + '.':<3} {row:<13}| not run: no seed kept a rationale |")
+            continue
         print(f"| {NUMBERS[row] + '.':<3} {row:<13}| {values['accuracy']:.3f}    | {low:.3f}-{high:.3f}   | "
               f"{values['items']:>5} | {values['records']:>13} | {values['seconds']:>7.0f} |")  # fmt: skip
     if result.get("hard"):
