@@ -65,7 +65,8 @@ class StepByStepConfig(BaseModel):
     # The paper's T5 student read tags at the start ("[label] "); a decoder-only student barely told those
     # apart (299 of 300 answers to "[rationale] " were the bare label), so the default cue is an
     # instruction at the end of the prompt, next to where the answer starts: 459 of 900 rationale prompts
-    # then got steps and 899 of 900 label prompts the label (bench/README.md, distillation quality).
+    # then got steps after one epoch per task, 299 of 300 after two, and label prompts the label
+    # (bench/README.md, distillation quality).
     label_prefix: str = Field("", description="Starts the label task's prompt (evaluation's too).")
     label_suffix: str = Field(
         "\n\nGive the answer only.", description="Ends the label task's prompt (evaluation's too)."
