@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,7 +25,7 @@ from synthdistill.parsing import answers_match, extract_answer
 from synthdistill.records import Record, Verdict
 from synthdistill.runfolder import RecordWriter
 from synthdistill.stages import Stage
-from synthdistill.student import TaskCue, prompt_messages
+from synthdistill.student import Task, TaskCue, prompt_messages
 from synthdistill.teachers.base import Request
 
 
@@ -70,7 +70,7 @@ class EvaluateConfig(BaseModel):
         None, description="Teacher-judged win rate of student over base; None skips it (it costs calls)."
     )
     plot: bool = Field(True, description="Whether to save accuracy.png in the stage folder.")
-    student_task: Literal["label", "rationale"] = Field(
+    student_task: Task = Field(
         "label",
         description="The task a step-by-step student is asked at test time: label (the answer alone, as "
         "in the paper) or rationale (its reasoning, trained without the closing answer sentence; the "
