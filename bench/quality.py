@@ -144,7 +144,7 @@ def _estimate(args: argparse.Namespace) -> float:
 
 
 def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from synthdistill.stats import bootstrap_ci, paired_bootstrap
+    from synthdistill.stages.evaluate.stats import bootstrap_ci, paired_bootstrap
 
     rows = ROWS + (GROWTH_ROWS if args.adversarial else ())
     if args.rows:
@@ -412,8 +412,8 @@ def _hard_split(out: Path, name: str, seed: int, args: argparse.Namespace) -> Pa
 def _hard_scores(
     folder: Path, model: str, hard_file: Path, args: argparse.Namespace, label: str = "student"
 ) -> list[float]:
-    from synthdistill.runfolder import read_records
-    from synthdistill.stages.evaluate import evaluate_model
+    from synthdistill.runs.folder import read_records
+    from synthdistill.stages.evaluate.stage import evaluate_model
 
     target = folder / f"hard-{label}"
     evaluate_model(
@@ -439,7 +439,7 @@ def _run(out: Path, run_name: str, pipeline: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scores(folder: Path, label: str) -> list[float]:
-    from synthdistill.runfolder import read_records
+    from synthdistill.runs.folder import read_records
 
     path = next(folder.glob(f"*-evaluate/predictions-{label}.jsonl"))
     return [float(r.verdicts["correct"].passed) for r in read_records(path)]

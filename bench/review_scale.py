@@ -29,7 +29,7 @@ import httpx
 from synthdistill.records import Provenance, Record, Sample, Verdict
 from synthdistill.review.index import INDEX_FILE
 from synthdistill.review.server import ReviewServer
-from synthdistill.runfolder import Manifest, RecordWriter, RunFolder, StageManifest
+from synthdistill.runs.folder import Manifest, RecordWriter, RunFolder, StageManifest
 
 WORDS = ["first", "then", "adds", "takes", "away", "each", "group", "total", "more", "twice", "apples"]
 NAMES = ["Emma", "Liam", "Sofia", "Noah", "Mia", "Jonas"]

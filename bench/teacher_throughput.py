@@ -532,10 +532,10 @@ def _work_bare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _work_synthdistill(args: argparse.Namespace) -> dict[str, Any]:
-    from synthdistill.cache import CallCache
     from synthdistill.config import TeacherConfig
-    from synthdistill.context import build_engine
+    from synthdistill.runs.context import build_engine
     from synthdistill.teachers.base import Request
+    from synthdistill.teachers.cache import CallCache
 
     teacher = TeacherConfig(
         backend="openai",

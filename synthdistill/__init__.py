@@ -12,12 +12,12 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "CallCache": "synthdistill.cache",
+    "CallCache": "synthdistill.teachers.cache",
     "ConfigError": "synthdistill.errors",
     "CriticError": "synthdistill.errors",
     "DataError": "synthdistill.errors",
-    "Engine": "synthdistill.engine",
-    "Manifest": "synthdistill.runfolder",
+    "Engine": "synthdistill.teachers.engine",
+    "Manifest": "synthdistill.runs.folder",
     "Pipeline": "synthdistill.config",
     "Record": "synthdistill.records",
     "RunError": "synthdistill.errors",

@@ -266,7 +266,7 @@ def evaluate_command(
 
     from synthdistill.errors import ConfigError
     from synthdistill.report import evaluation_table
-    from synthdistill.stages.evaluate import evaluate_model
+    from synthdistill.stages.evaluate.stage import evaluate_model
 
     fields: dict[str, str | dict[str, str]] = {}
     for item in field or []:
@@ -341,8 +341,8 @@ def cache_stats() -> None:
     """Print the call cache's location, size and entries per model as JSON."""
     import json
 
-    from synthdistill.cache import CallCache
     from synthdistill.home import home
+    from synthdistill.teachers.cache import CallCache
 
     cache = CallCache(home() / "cache" / "calls.sqlite")
     typer.echo(json.dumps(cache.stats(), indent=2))
@@ -354,8 +354,8 @@ def cache_clear(
     model: Annotated[str | None, typer.Option(help="Clear only this model's entries.")] = None,
 ) -> None:
     """Delete cached teacher calls (all, or one model's)."""
-    from synthdistill.cache import CallCache
     from synthdistill.home import home
+    from synthdistill.teachers.cache import CallCache
 
     cache = CallCache(home() / "cache" / "calls.sqlite")
     typer.echo(f"cleared {cache.clear(model)} entries")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -12,6 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from synthdistill.errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid")
+
+# Sampling options that stage configs include (`temperature: Temperature = 0.8`): each documented and
+# bounded here once; a stage gives its own default where it declares the field.
+Temperature = Annotated[float, Field(ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")]
+TopP = Annotated[float, Field(gt=0.0, le=1.0, description="Nucleus sampling mass.")]
+MaxTokens = Annotated[int, Field(ge=1, description="Most new tokens of a completion.")]
+ParseRetries = Annotated[
+    int, Field(ge=0, le=10, description="Extra samples asked for when a sample cannot be parsed.")
+]
 
 
 class PriceConfig(BaseModel):

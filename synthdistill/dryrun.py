@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthdistill.config import Pipeline
-from synthdistill.context import RunContext, StageContext
 from synthdistill.data import load_splits
-from synthdistill.devices import resolve_device
-from synthdistill.engine import Planned
 from synthdistill.pipeline import RunOptions, check_pipeline
 from synthdistill.records import Record
 from synthdistill.registry import registry
-from synthdistill.runfolder import RunFolder, read_records
+from synthdistill.runs.context import RunContext, StageContext
+from synthdistill.runs.folder import RunFolder, read_records
+from synthdistill.teachers.engine import Planned
 
 
 @dataclass
@@ -50,14 +49,7 @@ def plan_pipeline(pipeline: Pipeline, options: RunOptions) -> list[StagePlan]:
         limit=options.limit,
         file=str(pipeline.path),
     )
-    ctx = RunContext(
-        pipeline=pipeline,
-        run=folder,
-        templates=check_pipeline(pipeline),
-        test_records=test,
-        device=resolve_device(config.device),
-        dry_run=True,
-    )
+    ctx = RunContext.create(pipeline, folder, test, templates=check_pipeline(pipeline), dry_run=True)
     plans: list[StagePlan] = []
     inputs: list[Record] | None = train
     unknown_after = ""

@@ -15,12 +15,12 @@ from typing import Any
 import yaml
 
 from synthdistill.errors import RunError
-from synthdistill.records import DATASET_COLUMNS, Record, dataset_row
-from synthdistill.review.decisions import Decision, decision_counts, load_decisions, reviewed_records
-from synthdistill.review.runview import RunView, open_run
+from synthdistill.runs.dataset import dataset_columns, dataset_rows, kept_dataset
+from synthdistill.runs.decisions import Decision, decision_counts, load_decisions
+from synthdistill.runs.view import RunView, open_run
 
 FORMATS: tuple[str, ...] = ("jsonl", "parquet", "hf")
-COLUMNS = {**DATASET_COLUMNS, "review": "string"}
+COLUMNS = dataset_columns(review=True)
 DATA_FILES = {"jsonl": "data.jsonl", "parquet": "train.parquet"}
 
 
@@ -39,32 +39,26 @@ def export_run(
     if stage is None:
         raise RunError(f"run {run.root} has no stage with records to export; run its pipeline first")
     decisions = load_decisions(run.root)
-    rows = [export_row(r, decisions.get(r.id)) for r in reviewed_records(stage.path, decisions)]
     target = Path(out) if out is not None else run.root / "export"
     target.mkdir(parents=True, exist_ok=True)
+    rows = 0
     if format == "jsonl":
         with (target / DATA_FILES["jsonl"]).open("w", encoding="utf-8") as handle:
-            for row in rows:
+            for row in dataset_rows(stage.path, decisions, review=True):
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                rows += 1
     else:
-        dataset = _dataset(rows)
-        if format == "parquet":
-            dataset.to_parquet(str(target / DATA_FILES["parquet"]))
-        else:
-            dataset.save_to_disk(str(target))
-    card = dataset_card(run, stage.folder, len(rows), decisions, format)
+        with kept_dataset(stage.path, decisions, review=True) as dataset:
+            rows = len(dataset)
+            if format == "parquet":
+                dataset.to_parquet(str(target / DATA_FILES["parquet"]))
+            else:
+                dataset.save_to_disk(str(target))
+    card = dataset_card(run, stage.folder, rows, decisions, format)
     (target / "README.md").write_text(card, encoding="utf-8")
     if push_to_hub:
-        _push(rows, card, push_to_hub, target)
+        _push(stage.path, decisions, card, push_to_hub, target)
     return target
-
-
-def export_row(record: Record, decision: Decision | None) -> dict[str, Any]:
-    """One exported row: the columns of dataset/, plus what the review did to the record."""
-    review = None
-    if decision is not None:
-        review = "edited" if decision.edited else decision.status
-    return {**dataset_row(record), "review": review}
 
 
 def dataset_card(run: RunView, stage: str, rows: int, decisions: dict[str, Decision], format: str) -> str:
@@ -129,20 +123,12 @@ def dataset_card(run: RunView, stage: str, rows: int, decisions: dict[str, Decis
     return "\n".join(lines)
 
 
-def _dataset(rows: list[dict[str, Any]]) -> Any:
-    from datasets import Dataset, Features, Value
-
-    features = Features({name: Value(kind) for name, kind in COLUMNS.items()})
-    if not rows:
-        return Dataset.from_dict({column: [] for column in COLUMNS}, features=features)
-    return Dataset.from_list(rows, features=features)
-
-
-def _push(rows: list[dict[str, Any]], card: str, repo: str, target: Path) -> None:
+def _push(stage_file: Path, decisions: dict[str, Decision], card: str, repo: str, target: Path) -> None:
     from huggingface_hub import DatasetCard
 
     try:
-        _dataset(rows).push_to_hub(repo)
+        with kept_dataset(stage_file, decisions, review=True) as dataset:
+            dataset.push_to_hub(repo)
         DatasetCard(card).push_to_hub(repo)
     except Exception as exc:  # the hub's errors are many (offline, auth, network); each ends the same way
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -10,9 +10,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from synthdistill.review.decisions import decision_counts, load_decisions
-from synthdistill.review.runview import open_run
-from synthdistill.runfolder import read_records
+from synthdistill.runs.decisions import decision_counts, load_decisions
+from synthdistill.runs.folder import read_records
+from synthdistill.runs.view import open_run
 
 
 def inspect_run(run_dir: str | Path, *, samples: int = 3) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def inspect_run(run_dir: str | Path, *, samples: int = 3) -> dict[str, Any]:
 def render(summary: dict[str, Any]) -> Group:
     """Rich tables of what `inspect_run` returned: stages, totals, metrics, review, samples."""
     from synthdistill.report import rounds_tables
-    from synthdistill.runfolder import Manifest
+    from synthdistill.runs.folder import Manifest
 
     manifest = summary["manifest"]
     parts: list[Any] = [_stages_table(manifest), *rounds_tables(Manifest.model_validate(manifest))]

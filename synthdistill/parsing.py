@@ -10,7 +10,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from synthdistill.engine import ParseError
+from synthdistill.teachers.engine import ParseError
 
 # The explicit answer markers the shipped prompts teach, latest wins ("The answer is 12.", "#### 12").
 _MARKERS = re.compile(

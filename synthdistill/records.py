@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
 
 
 def stable_hash(*parts: Any, length: int = 16) -> str:
@@ -133,3 +137,10 @@ def dataset_row(record: Record) -> dict[str, Any]:
         "input": json.dumps(record.input, ensure_ascii=False, default=str),
         "verdicts": json.dumps({name: v.model_dump() for name, v in record.verdicts.items()}),
     }
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` items in order (the last one shorter): how stages batch their requests."""
+    iterator = iter(items)
+    while group := list(itertools.islice(iterator, size)):
+        yield group

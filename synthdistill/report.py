@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from synthdistill.runfolder import Manifest
+from synthdistill.runs.folder import Manifest
 
 if TYPE_CHECKING:
     from synthdistill.dryrun import StagePlan

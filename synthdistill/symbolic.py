@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from synthdistill.engine import ParseError
 from synthdistill.errors import StageError
 from synthdistill.records import Provenance, Record, Sample, stable_hash
+from synthdistill.teachers.engine import ParseError
 
 RELATIONS = {
     "xIntent": "why PersonX does it (to ...)",

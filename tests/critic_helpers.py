@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from synthdistill.config import StageSpec, load_pipeline
-from synthdistill.context import RunContext, StageContext
 from synthdistill.records import Record, Sample
 from synthdistill.registry import registry
-from synthdistill.runfolder import RunFolder
+from synthdistill.runs.context import RunContext, StageContext
+from synthdistill.runs.folder import RunFolder
 from synthdistill.templates import Templates
 
 PIPELINE = """
@@ -39,8 +39,8 @@ def record(
 
 def sampled(question: str, gold: Any, texts: list[str]) -> Record:
     """A record as generate hands it on: samples parsed (or failed) from `texts`."""
-    from synthdistill.engine import ParseError
     from synthdistill.parsing import parse_rationale
+    from synthdistill.teachers.engine import ParseError
 
     samples = []
     for text in texts:

@@ -21,11 +21,11 @@ import pytest
 
 from synthdistill.config import load_pipeline
 from synthdistill.data import load_splits
-from synthdistill.expressions import as_answer, evaluate
+from synthdistill.growth.expressions import as_answer, evaluate
 from synthdistill.pipeline import RunOptions, run_pipeline
 from synthdistill.records import Record, stable_hash
-from synthdistill.runfolder import read_records
-from synthdistill.stages.adversarial import _refereed, parse_scores
+from synthdistill.runs.folder import read_records
+from synthdistill.stages.adversarial.discriminate import _refereed, parse_scores
 from synthdistill.testing.scripted_server import ScriptedServer
 
 REPO = Path(__file__).resolve().parents[1]

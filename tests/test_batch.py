@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from synthdistill.cache import CallCache
 from synthdistill.config import BatchAPIConfig, TeacherConfig
-from synthdistill.engine import Engine
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records
 from synthdistill.teachers.base import Request
+from synthdistill.teachers.cache import CallCache
+from synthdistill.teachers.engine import Engine
 from synthdistill.teachers.openai import OpenAIBackend
 from synthdistill.testing import ScriptedServer
 

@@ -1,6 +1,6 @@
 """The call cache: keys, persistence across connections, first write wins, stats and clear."""
 
-from synthdistill.cache import CallCache, call_key
+from synthdistill.teachers.cache import CallCache, call_key
 
 
 def test_key_changes_with_every_part_but_not_with_dict_order():

@@ -13,7 +13,7 @@ from synthdistill.critics import build_critic
 from synthdistill.critics.classifier import load_classifier, train_classifier
 from synthdistill.errors import CriticError, DataError
 from synthdistill.records import Record
-from synthdistill.runfolder import RecordWriter
+from synthdistill.runs.folder import RecordWriter
 from synthdistill.testing.scripted_server import ScriptedServer
 
 

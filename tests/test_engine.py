@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from synthdistill.cache import CallCache
 from synthdistill.config import TeacherConfig
-from synthdistill.costs import Budget, BudgetExceeded, Price
-from synthdistill.engine import Engine, Slots
-from synthdistill.limits import RateLimiter, RateLimitInfo, parse_duration
 from synthdistill.teachers.base import Request
+from synthdistill.teachers.cache import CallCache
+from synthdistill.teachers.costs import Budget, BudgetExceeded, Price
+from synthdistill.teachers.engine import Engine, Slots
+from synthdistill.teachers.limits import RateLimiter, RateLimitInfo, parse_duration
 from synthdistill.teachers.openai import OpenAIBackend
 from synthdistill.testing import ScriptedServer
 

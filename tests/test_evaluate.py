@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from synthdistill.cache import CallCache
 from synthdistill.cli import main
 from synthdistill.config import TeacherConfig, load_pipeline
-from synthdistill.context import build_engine
 from synthdistill.data import load_splits
 from synthdistill.records import Record
-from synthdistill.runfolder import read_records
-from synthdistill.stages.evaluate import JudgeConfig, combine_judgments, judge_win_rate, parse_judgment
-from synthdistill.stats import bootstrap_ci, paired_bootstrap
+from synthdistill.runs.context import build_engine
+from synthdistill.runs.folder import read_records
+from synthdistill.stages.evaluate.stage import JudgeConfig, combine_judgments, judge_win_rate, parse_judgment
+from synthdistill.stages.evaluate.stats import bootstrap_ci, paired_bootstrap
+from synthdistill.teachers.cache import CallCache
 from synthdistill.templates import Templates
 from synthdistill.testing.scripted_server import ScriptedServer
 

@@ -20,9 +20,9 @@ from synthdistill.cli import main
 from synthdistill.config import load_pipeline
 from synthdistill.critics import build_critic
 from synthdistill.errors import ConfigError, StageError
-from synthdistill.growth import seed_of
+from synthdistill.growth.instructions import seed_of
 from synthdistill.pipeline import RunOptions, run_pipeline
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records
 from synthdistill.stages.evolve import (
     JUDGED_EQUAL,
     NO_GAIN,

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from synthdistill.cli import main
-from synthdistill.review.decisions import DecisionEntry, DecisionLog
-from synthdistill.runfolder import read_records
+from synthdistill.runs.decisions import DecisionEntry, DecisionLog
+from synthdistill.runs.folder import read_records
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from synthdistill.expressions import ExpressionError, as_answer, evaluate
+from synthdistill.growth.expressions import ExpressionError, as_answer, evaluate
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from synthdistill.cli import main
 from synthdistill.config import load_pipeline
 from synthdistill.data import load_splits
 from synthdistill.errors import ConfigError, CriticError
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records
 from synthdistill.stages.filter import FilterConfig, run
 from synthdistill.testing.scripted_server import ScriptedServer
 
@@ -196,7 +196,7 @@ def test_a_critic_error_about_a_field_names_the_critic_and_the_record(tmp_path, 
     "critic", ["{exact_dup: {field: input.question}}", "{near_dup: {field: input.question, method: rouge_l}}"]
 )
 def test_a_resumed_filter_remembers_what_its_dedup_critics_passed_before_the_stop(tmp_path, make_ctx, critic):
-    from synthdistill.runfolder import RecordWriter
+    from synthdistill.runs.folder import RecordWriter
 
     options = f"{{critics: [{critic}]}}"
     ctx = make_ctx(tmp_path, options=options)

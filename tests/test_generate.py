@@ -13,7 +13,7 @@ import pytest
 from synthdistill.config import load_pipeline
 from synthdistill.errors import ConfigError
 from synthdistill.pipeline import RunOptions, run_pipeline
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records
 from synthdistill.testing.scripted_server import ScriptedServer
 
 PIPELINE = """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from synthdistill.engine import ParseError
-from synthdistill.growth import Novelty, degenerate_reason, grown, parse_instruction, seed_of
+from synthdistill.growth.instructions import Novelty, degenerate_reason, grown, parse_instruction, seed_of
 from synthdistill.records import Record
+from synthdistill.teachers.engine import ParseError
 
 
 def test_a_new_problem_with_its_expression_gets_the_evaluated_gold_not_the_teachers_sum():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from synthdistill.cli import main
-from synthdistill.review.decisions import DecisionEntry, DecisionLog
-from synthdistill.runfolder import read_records
+from synthdistill.runs.decisions import DecisionEntry, DecisionLog
+from synthdistill.runs.folder import read_records
 
 
 def test_tables_show_stages_totals_review_and_samples(review_run, capfd, monkeypatch):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records
 from synthdistill.testing import ScriptedServer
 
 PIPELINE = """

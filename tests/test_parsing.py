@@ -2,7 +2,6 @@
 
 import pytest
 
-from synthdistill.engine import ParseError
 from synthdistill.parsing import (
     answers_match,
     choice_letter,
@@ -10,6 +9,7 @@ from synthdistill.parsing import (
     normalize_answer,
     parse_rationale,
 )
+from synthdistill.teachers.engine import ParseError
 
 
 @pytest.mark.parametrize(

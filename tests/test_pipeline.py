@@ -15,7 +15,7 @@ from synthdistill.config import load_pipeline
 from synthdistill.data import load_splits
 from synthdistill.errors import RunError, TeacherError
 from synthdistill.pipeline import RunOptions, run_pipeline
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records
 from synthdistill.testing.scripted_server import ScriptedServer
 
 PIPELINE = """

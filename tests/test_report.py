@@ -34,7 +34,7 @@ def test_no_bars_are_drawn_when_stderr_is_not_a_terminal():
 
 def test_the_rounds_table_shows_each_rounds_counts_and_why_it_stopped():
     from synthdistill.report import rounds_tables
-    from synthdistill.runfolder import Manifest, StageManifest
+    from synthdistill.runs.folder import Manifest, StageManifest
 
     rounds = [
         {"round": 1, "pool": 39, "probed": 18, "hard_share": 0.4444, "new": 30, "added": 2,
@@ -53,11 +53,12 @@ def test_the_rounds_table_shows_each_rounds_counts_and_why_it_stopped():
 
 def test_the_summary_says_how_many_calls_were_retried_hedged_or_failed():
     from synthdistill.report import summary_table
-    from synthdistill.runfolder import Manifest, StageManifest, TeacherTotals
+    from synthdistill.runs.folder import Manifest, StageManifest
+    from synthdistill.teachers.counters import TeacherCounters
 
     stage = StageManifest(name="generate", folder="01-generate", records_in=5, records_out=5)
-    quiet = Manifest(name="r", pipeline="p.yaml", stages=[stage], teacher=TeacherTotals(calls=5))
-    faulty = quiet.model_copy(update={"teacher": TeacherTotals(calls=9, retries=3, hedges=1)})
+    quiet = Manifest(name="r", pipeline="p.yaml", stages=[stage], teacher=TeacherCounters(calls=5))
+    faulty = quiet.model_copy(update={"teacher": TeacherCounters(calls=9, retries=3, hedges=1)})
     texts = []
     for manifest in (quiet, faulty):
         console = Console(file=io.StringIO(), width=200)

@@ -18,17 +18,17 @@ from synthdistill.config import load_pipeline
 from synthdistill.errors import RunError
 from synthdistill.pipeline import RunOptions, run_pipeline
 from synthdistill.records import Record, Verdict
-from synthdistill.review.decisions import (
+from synthdistill.review.index import Filters, ReviewIndex
+from synthdistill.review.server import TOKEN_HEADER, ReviewServer
+from synthdistill.runs.decisions import (
     DecisionEntry,
     DecisionLog,
     apply_decisions,
     decisions_digest,
     load_decisions,
 )
-from synthdistill.review.index import Filters, ReviewIndex
-from synthdistill.review.runview import open_run
-from synthdistill.review.server import TOKEN_HEADER, ReviewServer
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records
+from synthdistill.runs.view import open_run
 
 
 def filter_records(run: Path) -> list[Record]:
@@ -90,7 +90,7 @@ def test_apply_rejects_readmits_and_edits():
     )
     kept = Record(id="k", input={"question": "q"}, answer="2", rationale="r")
     log = {}
-    from synthdistill.review.decisions import fold
+    from synthdistill.runs.decisions import fold
 
     fold(log, DecisionEntry(record_id="d", action="accept"))
     fold(log, DecisionEntry(record_id="k", action="edit", rationale="better"))

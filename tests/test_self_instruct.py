@@ -17,9 +17,9 @@ import pytest
 from synthdistill.cli import main
 from synthdistill.config import load_pipeline
 from synthdistill.errors import ConfigError, StageError
-from synthdistill.growth import seed_of
+from synthdistill.growth.instructions import seed_of
 from synthdistill.pipeline import RunOptions, run_pipeline
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records
 from synthdistill.stages.self_instruct import (
     SelfInstructConfig,
     parse_input_first,

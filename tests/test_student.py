@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from synthdistill.records import Record
-from synthdistill.student import TaskCue, label_text, normalize_question, prompt_messages, target_text
+from synthdistill.student.prompts import TaskCue, label_text, normalize_question, prompt_messages, target_text
 from synthdistill.templates import Templates
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def test_a_task_cue_wraps_the_last_user_message_only():
 
 
 def test_step_by_step_asks_each_task_by_an_instruction_at_the_end_of_the_prompt():
-    from synthdistill.stages.train import StepByStepConfig
+    from synthdistill.stages.train.stage import StepByStepConfig
 
     record = Record.from_input({"question": "What is 2 + 3?", "answer": "5"})
     config = StepByStepConfig()
@@ -60,7 +60,7 @@ def test_normalize_question_ignores_case_spacing_and_final_punctuation():
 
 
 def test_a_step_by_step_students_card_gives_the_cue_of_the_task_it_is_asked(tmp_path):
-    from synthdistill.modelcard import CARD_DATA, task_cue
+    from synthdistill.student.card import CARD_DATA, task_cue
 
     sbs = {
         "label_prefix": "",

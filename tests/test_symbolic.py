@@ -16,13 +16,13 @@ import pytest
 from synthdistill.cli import main
 from synthdistill.config import load_pipeline
 from synthdistill.data import load_splits
-from synthdistill.engine import ParseError
 from synthdistill.errors import ConfigError, DataError, StageError
 from synthdistill.pipeline import RunOptions, run_pipeline
 from synthdistill.records import Provenance, Record, Sample
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records
 from synthdistill.sources.builtin import load_builtin
 from synthdistill.symbolic import RELATIONS, event_records, parse_events, parse_tails, triple_records
+from synthdistill.teachers.engine import ParseError
 from synthdistill.testing.scripted_server import ScriptedServer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -80,7 +80,7 @@ def test_weight_one_on_the_label_task_reproduces_label_only_loss(tmp_path):
     from trl import SFTConfig, SFTTrainer
 
     from synthdistill.models import load_causal_lm, resolve_model
-    from synthdistill.stepbystep import TASK_IDS, task_collator, trainer_class
+    from synthdistill.stages.train.stepbystep import TASK_IDS, task_collator, trainer_class
 
     def example(question: str, completion: str) -> dict:
         return {

@@ -29,7 +29,7 @@ from synthdistill.errors import CriticError
 from synthdistill.records import Record, Verdict
 
 if TYPE_CHECKING:
-    from synthdistill.context import StageContext
+    from synthdistill.runs.context import StageContext
 
 __all__ = [
     "BaseCritic",

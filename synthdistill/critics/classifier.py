@@ -254,7 +254,7 @@ def _file_labels(path: Path, field: str) -> list[tuple[str, int]]:
 
 
 def _review_labels(run_dir: Path, field: str) -> list[tuple[str, int]]:
-    from synthdistill.runfolder import read_records
+    from synthdistill.runs.folder import read_records
 
     status: dict[str, int] = {}
     for line in (run_dir / "review.jsonl").read_text(encoding="utf-8").splitlines():

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthdistill.critics import BaseCritic, field_text
 from synthdistill.errors import CriticError
-from synthdistill.expressions import ExpressionError, as_answer, evaluate
+from synthdistill.growth.expressions import ExpressionError, as_answer, evaluate
 from synthdistill.parsing import answers_match, normalize_number
 from synthdistill.records import Record, Verdict
 

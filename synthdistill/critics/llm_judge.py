@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthdistill.config import TeacherConfig
 from synthdistill.critics import BaseCritic, field_text
-from synthdistill.engine import Engine, ParseError
 from synthdistill.errors import CriticError
 from synthdistill.records import Record, Verdict
 from synthdistill.teachers.base import Request
+from synthdistill.teachers.engine import Engine, ParseError
 from synthdistill.templates import Templates
 
 DEFAULT_TEMPLATES = {"score": "judge_score.j2", "pairwise": "judge_pairwise.j2"}

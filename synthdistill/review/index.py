@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthdistill.review.decisions import Decision
-from synthdistill.review.runview import RunView, StageFile
+from synthdistill.runs.decisions import Decision
+from synthdistill.runs.view import RunView, StageFile
 
 INDEX_FILE = ".review-index.sqlite"
 SCHEMA_VERSION = "2"

@@ -37,9 +37,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from synthdistill.errors import ConfigError, RunError
-from synthdistill.review.decisions import DecisionEntry, DecisionLog
 from synthdistill.review.index import BuildReport, Filters, ReviewIndex
-from synthdistill.review.runview import open_run
+from synthdistill.runs.decisions import DecisionEntry, DecisionLog
+from synthdistill.runs.view import open_run
 
 TOKEN_HEADER = "X-Review-Token"
 _TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{16,}$")

@@ -30,14 +30,15 @@ from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from synthdistill.context import StageContext
+from synthdistill.config import MaxTokens, ParseRetries, Temperature, TopP
 from synthdistill.critics.rouge import rouge_l, tokenize
-from synthdistill.engine import ParseError
 from synthdistill.errors import StageError
-from synthdistill.growth import degenerate_reason, grown, parse_instruction, seed_of
+from synthdistill.growth.instructions import degenerate_reason, grown, parse_instruction, seed_of
 from synthdistill.records import Provenance, Record, Sample, stable_hash
-from synthdistill.stages import Stage
+from synthdistill.runs.context import StageContext
+from synthdistill.runs.steps import Stage
 from synthdistill.teachers.base import Request
+from synthdistill.teachers.engine import ParseError
 
 Operator = Literal[
     "add_constraints", "deepen", "concretize", "increase_reasoning", "complicate_input", "breadth"
@@ -73,14 +74,11 @@ class EvolveConfig(BaseModel):
     )
     # Sampling as in WizardLM's calls to ChatGPT: some randomness, so a failed evolution asked again
     # (under a new seed) can come out differently.
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
-    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    max_tokens: int = Field(
-        256, ge=1, description="Most new tokens of an evolved instruction (with any input it adds)."
-    )
-    parse_retries: int = Field(
-        1, ge=0, le=10, description="Extra samples asked for when a reply holds no instruction."
-    )
+    temperature: Temperature = 0.7
+    top_p: TopP = 0.95
+    # An evolved instruction, with any input it adds.
+    max_tokens: MaxTokens = 256
+    parse_retries: ParseRetries = 1
     min_words: int = Field(3, ge=1, description="Fewest words an evolved instruction may have.")
     max_rouge_with_original: float = Field(
         0.9,
@@ -113,22 +111,16 @@ class EvolveConfig(BaseModel):
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """Evolve each instruction for `generations` rounds; yield the original, the evolved, the eliminated."""
     config: EvolveConfig = ctx.config
-    teacher = ctx.pipeline.config.teacher
+    params = config.model_dump(include={"temperature", "top_p", "max_tokens", "equality_check"})
     provenance: dict[str, Provenance] = {
-        operator: Provenance(
-            stage=ctx.spec.name,
-            teacher=teacher.backend,
-            model=teacher.model,
-            template=template_of(operator),
-            template_hash=ctx.templates.hash(template_of(operator)),
-            params=config.model_dump(include={"temperature", "top_p", "max_tokens", "equality_check"}),
-        )
-        for operator in config.operators
+        operator: ctx.provenance(template_of(operator), params) for operator in config.operators
     }
     tally = _Tally(config.operators)
     evolver = _Evolver(ctx, config, provenance, tally)
     iterator = iter(records)
-    while chunk := list(itertools.islice(iterator, config.chunk_size or teacher.max_concurrency)):
+    while chunk := list(
+        itertools.islice(iterator, config.chunk_size or ctx.pipeline.config.teacher.max_concurrency)
+    ):
         yield from evolver.evolve(chunk)
     ctx.details.update(tally.summary())
 

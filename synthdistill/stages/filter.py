@@ -16,12 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from synthdistill.context import StageContext
 from synthdistill.critics import Critic, build_critic, critic_folders, find_critic, known_critics
 from synthdistill.errors import CriticError
 from synthdistill.records import Record, Verdict
-from synthdistill.runfolder import read_records
-from synthdistill.stages import Stage
+from synthdistill.runs.context import StageContext
+from synthdistill.runs.folder import read_records
+from synthdistill.runs.steps import Stage
 
 
 class FilterConfig(BaseModel):

@@ -14,13 +14,14 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from synthdistill.context import StageContext
-from synthdistill.engine import Parser
+from synthdistill.config import MaxTokens, ParseRetries, Temperature, TopP
 from synthdistill.parsing import parse_rationale
-from synthdistill.records import Provenance, Record, Sample, stable_hash
-from synthdistill.stages import Stage, chunks
+from synthdistill.records import Provenance, Record, Sample, chunks, stable_hash
+from synthdistill.runs.context import StageContext
+from synthdistill.runs.steps import Stage
 from synthdistill.symbolic import event_records, parse_events, parse_tails, triple_records
 from synthdistill.teachers.base import Request
+from synthdistill.teachers.engine import Parser
 
 _PARSERS: dict[str, Parser | None] = {
     "rationale": parse_rationale,
@@ -52,10 +53,10 @@ class GenerateConfig(BaseModel):
         "cot_rationale.j2", description="Prompt template (prompts/ or beside the pipeline)."
     )
     n: int = Field(4, ge=1, le=128, description="Samples per record; a weak teacher needs several (STaR).")
-    temperature: float = Field(0.8, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
-    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    temperature: Temperature = 0.8
+    top_p: TopP = 0.95
     # Rationales need room: at 96 new tokens most of SmolLM2's right answers were cut off (LAB.md).
-    max_tokens: int = Field(192, ge=1, description="Most new tokens per sample.")
+    max_tokens: MaxTokens = 192
     stop: list[str] = Field(default_factory=list, description="Strings that end a sample.")
     parse: Literal["rationale", "text", "events", "triples"] = Field(
         "rationale",
@@ -69,9 +70,8 @@ class GenerateConfig(BaseModel):
         "(for example {relation: [xIntent, xWant]}); each output record carries its values in its "
         "input. Empty makes one request per record.",
     )
-    parse_retries: int = Field(
-        0, ge=0, le=10, description="Extra samples asked for when a sample cannot be parsed (sampling only)."
-    )
+    # Only a sampling teacher can answer differently when asked again.
+    parse_retries: ParseRetries = 0
 
     @field_validator("expand")
     @classmethod
@@ -88,14 +88,8 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """Sample completions for each record; a record with no parsable sample is dropped with the reason."""
     config: GenerateConfig = ctx.config
     engine = ctx.engine()
-    teacher = ctx.pipeline.config.teacher
-    provenance = Provenance(
-        stage=ctx.spec.name,
-        teacher=teacher.backend,
-        model=teacher.model,
-        template=config.template,
-        template_hash=ctx.templates.hash(config.template),
-        params=config.model_dump(exclude={"template", "parse", "parse_retries", "expand"}),
+    provenance = ctx.provenance(
+        config.template, config.model_dump(exclude={"template", "parse", "parse_retries", "expand"})
     )
     names = list(config.expand)
     combinations = [

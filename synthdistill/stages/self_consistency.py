@@ -22,11 +22,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthdistill.context import StageContext
 from synthdistill.critics.consistency import check_consistency
 from synthdistill.parsing import answers_match, normalize_answer, parse_rationale
 from synthdistill.records import Provenance, Record, Sample
-from synthdistill.stages import Stage
+from synthdistill.runs.context import StageContext
+from synthdistill.runs.steps import Stage
 from synthdistill.teachers.base import Request
 
 STAGE_NAME = "self_consistency"
@@ -165,14 +165,9 @@ def _rationalize(
     records: list[Record], ctx: StageContext, config: SelfConsistencyConfig
 ) -> dict[str, list[Record]]:
     """Ask the teacher again with the gold answer as a hint; keep the checked rationales that reach it."""
-    teacher = ctx.pipeline.config.teacher
-    provenance = Provenance(
-        stage=ctx.spec.name,
-        teacher=teacher.backend,
-        model=teacher.model,
-        template=config.rationalize_template,
-        template_hash=ctx.templates.hash(config.rationalize_template),
-        params={
+    provenance = ctx.provenance(
+        config.rationalize_template,
+        {
             "rationalized": True,
             "hint": "gold answer",
             "n": config.rationalize_n,

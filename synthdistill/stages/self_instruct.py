@@ -40,11 +40,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from synthdistill.context import StageContext
+from synthdistill.config import MaxTokens, Temperature, TopP
 from synthdistill.errors import StageError
-from synthdistill.growth import Novelty, degenerate_reason, grown
-from synthdistill.records import Provenance, Record, Sample, stable_hash
-from synthdistill.stages import Stage
+from synthdistill.growth.instructions import Novelty, degenerate_reason, grown
+from synthdistill.records import Record, Sample, stable_hash
+from synthdistill.runs.context import StageContext
+from synthdistill.runs.steps import Stage
 from synthdistill.teachers.base import Request
 
 OPERATOR = "self_instruct"
@@ -87,11 +88,9 @@ class SelfInstructConfig(BaseModel):
     )
 
     # Sampling of the generation prompt: the paper's temperature 0.7 and top_p 0.5.
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature of the generation.")
-    top_p: float = Field(0.5, gt=0.0, le=1.0, description="Nucleus sampling mass of the generation.")
-    max_tokens: int = Field(
-        1024, ge=1, description="Most new tokens of a generation reply (the paper's 1024)."
-    )
+    temperature: Temperature = 0.7
+    top_p: TopP = 0.5
+    max_tokens: MaxTokens = 1024
 
     # Filters.
     min_words: int = Field(3, ge=1, description="Fewer words than this drops an instruction.")
@@ -231,7 +230,6 @@ class _Bootstrap:
         self.novelty = Novelty(rouge_l=config.rouge_l, embedding=config.embedding)
         self.novelty.remember([_probe(seed.record.id, seed.instruction) for seed in seeds])
         self.shots = _Shots(config, seeds, ctx.seed)
-        teacher = ctx.pipeline.config.teacher
         generation = {
             "temperature": config.temperature,
             "top_p": config.top_p,
@@ -239,14 +237,7 @@ class _Bootstrap:
         }
         instances = {"temperature": 0.0, "max_tokens": config.instance_max_tokens}
         self.provenance = {
-            name: Provenance(
-                stage=ctx.spec.name,
-                teacher=teacher.backend,
-                model=teacher.model,
-                template=name,
-                template_hash=ctx.templates.hash(name),
-                params=params,
-            )
+            name: ctx.provenance(name, params)
             for name, params in (
                 (config.generate_template, generation),
                 (config.classify_template, {"temperature": 0.0, "max_tokens": _CLASSIFY.max_tokens}),

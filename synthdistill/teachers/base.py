@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthdistill.limits import RateLimitInfo
+from synthdistill.teachers.limits import RateLimitInfo
 
 
 class Request(BaseModel):

@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 
 from synthdistill.errors import TeacherError
-from synthdistill.limits import RateLimitInfo
 from synthdistill.teachers.base import Completion, Response, TransientError
+from synthdistill.teachers.limits import RateLimitInfo
 
 OPENAI_API = "https://api.openai.com/v1"
 

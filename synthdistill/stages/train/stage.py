@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from synthdistill.context import StageContext
 from synthdistill.errors import DataError, StageError
 from synthdistill.records import Record, stable_hash
-from synthdistill.stages import Stage
-from synthdistill.student import (
+from synthdistill.runs.context import StageContext
+from synthdistill.runs.steps import Stage
+from synthdistill.student.prompts import (
     Task,
     TaskCue,
     label_text,
@@ -211,7 +211,7 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
 
 def build_examples(records: list[Record], config: TrainConfig, ctx: StageContext) -> list[dict[str, Any]]:
     """Prompt/completion pairs in chat form; with step-by-step, a label and a rationale example per record."""
-    from synthdistill.stepbystep import TASK_IDS
+    from synthdistill.stages.train.stepbystep import TASK_IDS
 
     template = config.template
     if config.step_by_step is None:
@@ -319,8 +319,8 @@ def _fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageCo
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from synthdistill.modelcard import write_model_card
     from synthdistill.models import checkpoint_hash, load_causal_lm, resolve_model
+    from synthdistill.student.card import write_model_card
 
     base = resolve_model(ctx.pipeline.config.student.model)
     train_dtype = _train_dtype(ctx.device, full=config.lora is None)
@@ -426,7 +426,7 @@ def _trainer(kwargs: dict[str, Any], config: TrainConfig, tokenizer: Any, ctx: S
 
     if config.step_by_step is None:
         return SFTTrainer(**kwargs)
-    from synthdistill.stepbystep import task_collator, trainer_class
+    from synthdistill.stages.train.stepbystep import task_collator, trainer_class
 
     if config.packing or kwargs["args"].padding_free:
         raise StageError(

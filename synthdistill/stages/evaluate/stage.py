@@ -17,16 +17,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthdistill.config import TeacherConfig
-from synthdistill.context import StageContext
 from synthdistill.data import load_items
-from synthdistill.engine import Engine
 from synthdistill.parsing import answers_match, extract_answer
 from synthdistill.records import Record, Verdict
-from synthdistill.runfolder import RecordWriter
-from synthdistill.stages import Stage
-from synthdistill.student import Task, TaskCue, prompt_messages
+from synthdistill.runs.context import StageContext
+from synthdistill.runs.folder import RecordWriter
+from synthdistill.runs.steps import Stage
+from synthdistill.student.prompts import Task, TaskCue, prompt_messages
 from synthdistill.teachers.base import Request
+from synthdistill.teachers.engine import Engine
 
 
 class JudgeConfig(BaseModel):
@@ -80,23 +79,22 @@ class EvaluateConfig(BaseModel):
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """Evaluate each model on the test split; metrics go to the manifest, predictions to the stage folder."""
-    from synthdistill.modelcard import add_metrics, task_cue
+    from synthdistill.student.card import add_metrics, task_cue
 
     config: EvaluateConfig = ctx.config
     test = ctx.test_records
     if not test:
         ctx.log.warning("the test split is empty (data.split.test: 0); nothing to evaluate")
-    local = {"backend": "transformers", "batch_size": config.batch_size}
     models: list[tuple[str, Engine, str, TaskCue]] = []
     if config.base:
-        base = ctx.engine(TeacherConfig(model=ctx.pipeline.config.student.model, **local))
+        base = ctx.engine(ctx.local_model(ctx.pipeline.config.student.model, config.batch_size))
         models.append(("base", base, config.template, TaskCue()))
     trained = ctx.artifacts.get("student_model")
     if trained is not None:
         # A step-by-step student is asked one of the two tasks it was trained on, by its cue.
         cue = task_cue(Path(trained), config.student_task)
         models.append(
-            ("student", ctx.engine(TeacherConfig(model=str(trained), **local)), config.template, cue)
+            ("student", ctx.engine(ctx.local_model(trained, config.batch_size)), config.template, cue)
         )
     if config.teacher:
         models.append(("teacher", ctx.engine(), config.teacher_template or config.template, TaskCue()))
@@ -110,7 +108,7 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     elif test:
         ctx.log.info("no test item has a gold answer; accuracy is skipped")
     if "base" in scores and "student" in scores:
-        from synthdistill.stats import paired_bootstrap
+        from synthdistill.stages.evaluate.stats import paired_bootstrap
 
         gain = paired_bootstrap(scores["student"], scores["base"], resamples=config.resamples, seed=ctx.seed)
         ctx.metrics["student"] = {**ctx.metrics["student"], "gain_over_base": gain}
@@ -151,11 +149,9 @@ def evaluate_model(
         StageSpec,
         StudentConfig,
     )
-    from synthdistill.context import RunContext
-    from synthdistill.devices import resolve_device
     from synthdistill.models import resolve_model
-    from synthdistill.runfolder import RunFolder
-    from synthdistill.templates import Templates
+    from synthdistill.runs.context import RunContext
+    from synthdistill.runs.folder import RunFolder
 
     here = Path.cwd()
     items = load_items(data, fields or {}, {}, here, file="--data", key="")
@@ -176,14 +172,7 @@ def evaluate_model(
     )
     spec = StageSpec(name="evaluate", index=1, config=stage_config)
     pipeline = Pipeline(config=config, stages=[spec], path=here / "evaluate.yaml", raw={})
-    ctx = RunContext(
-        pipeline=pipeline,
-        run=RunFolder(folder),
-        templates=Templates.for_pipeline(here),
-        test_records=test,
-        device=resolve_device(device),
-        artifacts={"student_model": model_path},
-    )
+    ctx = RunContext.create(pipeline, RunFolder(folder), test, artifacts={"student_model": model_path})
     try:
         list(run([], StageContext(ctx, spec, folder)))
     finally:
@@ -230,7 +219,7 @@ def _accuracy(
     config: EvaluateConfig,
     ctx: StageContext,
 ) -> tuple[dict[str, Any], list[float]]:
-    from synthdistill.stats import bootstrap_ci
+    from synthdistill.stages.evaluate.stats import bootstrap_ci
 
     requests = (
         (
@@ -314,7 +303,7 @@ def judge_win_rate(
     A prompt's outcome comes from `combine_judgments`; the win rate counts a tie as half a win, over the
     prompts with a readable judgment. Judgments go to `folder`/judgments.jsonl when given.
     """
-    from synthdistill.stats import bootstrap_ci
+    from synthdistill.stages.evaluate.stats import bootstrap_ci
 
     def requests() -> Iterator[tuple[tuple[int, int], Request]]:
         for i, record in enumerate(prompts):
@@ -359,7 +348,7 @@ def judge_win_rate(
 
 
 def _plot(ctx: StageContext) -> Path:
-    from synthdistill.plots import accuracy_plot
+    from synthdistill.stages.evaluate.plots import accuracy_plot
 
     manifest = ctx.run.run.read_manifest()
     stages = [s for s in manifest.stages if s.folder != ctx.spec.folder] if manifest else []

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from synthdistill.context import StageContext
-from synthdistill.student import Task, TaskCue
+from synthdistill.runs.context import StageContext
+from synthdistill.student.prompts import Task, TaskCue
 
 CARD_DATA = "synthdistill-card.json"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from synthdistill.errors import RunError
-from synthdistill.runfolder import Manifest, RunFolder
+from synthdistill.runs.folder import Manifest, RunFolder
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthdistill.errors import RunError
 from synthdistill.records import Record, Verdict, stable_hash
-from synthdistill.runfolder import read_records
+from synthdistill.runs.folder import read_records, trim_torn_tail
 
 REVIEW_FILE = "review.jsonl"
 REVIEW_CRITIC = "review"
@@ -148,7 +148,7 @@ class DecisionLog:
             raise RunError(f"an edit of record {entry.record_id} needs a new answer or rationale")
         line = entry.model_dump_json() + "\n"
         with self._lock:
-            _cut_torn_tail(self.path)
+            trim_torn_tail(self.path)
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(line)
                 handle.flush()
@@ -210,16 +210,3 @@ def _applied(record: Record, decision: Decision) -> Record:
         return record.model_copy(update=update)
     update["verdicts"] = {**record.verdicts, REVIEW_CRITIC: verdict}
     return record.model_copy(update=update)
-
-
-def _cut_torn_tail(path: Path) -> None:
-    """Drop a partial last line left by a kill, so the next line does not glue onto it."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as handle:
-        handle.seek(-1, os.SEEK_END)
-        if handle.read(1) == b"\n":
-            return
-        # review.jsonl stays small (one line a decision), so reading it whole to find the cut is fine.
-        handle.seek(0)
-        handle.truncate(handle.read().rfind(b"\n") + 1)

@@ -1,26 +1,32 @@
-"""What a stage is handed: the run's config, its folder, templates, engines, artifacts and test split."""
+"""What a stage is handed: the run's shared state (RunContext) and a narrow view of it (StageContext).
+
+`RunContext.create` is the one way a run's context is built: by the pipeline, its dry run, and the
+standalone `synthdistill evaluate`. A stage sees only what its `StageContext` offers: its config, folder
+and details, the templates, engines for the teacher or a local model, the artifacts and metrics of the
+stages before it, the test split, and a provenance for what it makes.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from synthdistill.cache import CallCache
 from synthdistill.config import Pipeline, StageSpec, TeacherConfig
-from synthdistill.costs import Budget, price_for
-from synthdistill.engine import Engine, EngineStats, Planned
+from synthdistill.devices import resolve_device
 from synthdistill.errors import ConfigError
 from synthdistill.home import home
-from synthdistill.limits import RateLimiter
-from synthdistill.records import Record
+from synthdistill.records import Provenance, Record
 from synthdistill.registry import registry
-from synthdistill.runfolder import FailedRequests, RunFolder
+from synthdistill.runs.folder import FailedRequests, RunFolder
 from synthdistill.teachers.base import Request
+from synthdistill.teachers.cache import CallCache
+from synthdistill.teachers.costs import Budget, price_for
+from synthdistill.teachers.counters import Planned, TeacherCounters
+from synthdistill.teachers.engine import Engine
+from synthdistill.teachers.limits import RateLimiter
 from synthdistill.templates import Templates
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -40,9 +46,34 @@ class RunContext:
     dry_run: bool = False
     """Whether engines only count what they would send (`synthdistill run --dry-run`)."""
     _engines: dict[str, Engine] = field(default_factory=dict)
-    _retired: EngineStats = field(default_factory=EngineStats)
+    _retired: TeacherCounters = field(default_factory=TeacherCounters)
     """The counters of engines released mid-run (local models), so that totals still hold their calls."""
     _cache: CallCache | None = None
+
+    @classmethod
+    def create(
+        cls,
+        pipeline: Pipeline,
+        folder: RunFolder,
+        test_records: list[Record],
+        *,
+        templates: Templates | None = None,
+        artifacts: dict[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> RunContext:
+        """The context of a run of `pipeline` in `folder`: its device, templates, budget and failure log."""
+        config = pipeline.config
+        return cls(
+            pipeline=pipeline,
+            run=folder,
+            templates=templates or Templates.for_pipeline(pipeline.base_dir),
+            test_records=test_records,
+            device=resolve_device(config.device),
+            artifacts=dict(artifacts or {}),
+            budget=Budget(config.max_cost_usd),
+            failed=None if dry_run else FailedRequests(folder.failed_requests_path),
+            dry_run=dry_run,
+        )
 
     @property
     def seed(self) -> int:
@@ -83,14 +114,14 @@ class RunContext:
             record = payload[0] if isinstance(payload, tuple) and payload else payload
             self.failed.add(getattr(record, "id", None), request.model_dump(exclude_defaults=True), reason)
 
-    def engine_stats(self) -> EngineStats:
+    def engine_stats(self) -> TeacherCounters:
         """The counters of every engine of the run, summed."""
-        return _summed(EngineStats(), [self._retired, *(engine.stats for engine in self._engines.values())])
+        return TeacherCounters.total([self._retired, *(engine.stats for engine in self._engines.values())])
 
     def take_planned(self) -> tuple[Planned, bool]:
         """What the engines planned since the last call, summed, and whether every price was known."""
         engines = list(self._engines.values())
-        total = _summed(Planned(), [engine.planned for engine in engines])
+        total = Planned.total(engine.planned for engine in engines)
         for engine in engines:
             engine.planned = Planned()
         return total, all(engine.price is not None for engine in engines)
@@ -100,7 +131,7 @@ class RunContext:
         for key, engine in list(self._engines.items()):
             if getattr(engine.backend, "local", False):
                 engine.close()
-                _summed(self._retired, [engine.stats])
+                self._retired.add(engine.stats)
                 del self._engines[key]
 
     def close(self) -> None:
@@ -115,7 +146,7 @@ class RunContext:
 
 @dataclass
 class StageContext:
-    """The run context plus what belongs to the stage being run."""
+    """What one stage sees of the run: its own config and folder, and the run's shared parts it uses."""
 
     run: RunContext
     spec: StageSpec
@@ -124,7 +155,7 @@ class StageContext:
     """What the stage reports of itself; it lands in the manifest."""
     upstream: str = ""
     """The fingerprint of everything before this stage (data, seed, earlier stages); a stage that runs
-    sub-runs of its own (adversarial) chains their fingerprints from it."""
+    steps of its own (adversarial) chains their fingerprints from it."""
 
     @property
     def config(self) -> Any:
@@ -136,17 +167,66 @@ class StageContext:
         """The stage's logger."""
         return logging.getLogger(f"synthdistill.stages.{self.spec.name}")
 
-    def __getattr__(self, name: str) -> Any:
-        # Everything else (templates, engine, artifacts, seed, ...) comes from the run.
-        return getattr(self.run, name)
+    @property
+    def pipeline(self) -> Pipeline:
+        """The loaded pipeline (its teacher, student, data and stages)."""
+        return self.run.pipeline
 
+    @property
+    def templates(self) -> Templates:
+        """The run's prompt templates."""
+        return self.run.templates
 
-def _summed(total: T, parts: list[T]) -> T:
-    """`total` (an empty counters dataclass) with every part's fields added in."""
-    for part in parts:
-        for name, value in vars(part).items():
-            setattr(total, name, getattr(total, name) + value)
-    return total
+    @property
+    def seed(self) -> int:
+        """The pipeline's one seed."""
+        return self.run.seed
+
+    @property
+    def device(self) -> str:
+        """Where local models run (cpu, cuda, mps)."""
+        return self.run.device
+
+    @property
+    def test_records(self) -> list[Record]:
+        """The held-out split, which never enters training."""
+        return self.run.test_records
+
+    @property
+    def artifacts(self) -> dict[str, Any]:
+        """Named outputs of the stages so far (student_model, accuracy_plot); a stage adds its own."""
+        return self.run.artifacts
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Metrics of the stages so far, by model; a stage adds its own."""
+        return self.run.metrics
+
+    def engine(self, teacher: TeacherConfig | None = None) -> Engine:
+        """The engine for `teacher` (the pipeline's teacher by default)."""
+        return self.run.engine(teacher)
+
+    def local_model(self, model: str | Path, batch_size: int = 32) -> TeacherConfig:
+        """A local model (the student, its base, a trained checkpoint) as a teacher, for `engine`."""
+        return TeacherConfig(backend="transformers", model=str(model), batch_size=batch_size)
+
+    def release_local_models(self) -> None:
+        """Free the memory of local models; they reload when asked for."""
+        self.run.release_local_models()
+
+    def provenance(
+        self, template: str, params: dict[str, Any], *, teacher: TeacherConfig | None = None, stage: str = ""
+    ) -> Provenance:
+        """Where fields this stage makes with `template` come from (the pipeline's teacher by default)."""
+        teacher = teacher or self.pipeline.config.teacher
+        return Provenance(
+            stage=stage or self.spec.name,
+            teacher=teacher.backend,
+            model=teacher.model,
+            template=template,
+            template_hash=self.templates.hash(template),
+            params=params,
+        )
 
 
 def build_engine(

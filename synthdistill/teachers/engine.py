@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from synthdistill.cache import CallCache, call_key
-from synthdistill.costs import FREE, Budget, BudgetExceeded, Price, estimate_tokens
-from synthdistill.limits import RateLimiter
 from synthdistill.records import Sample
 from synthdistill.teachers.base import Backend, Completion, Request, Response, TransientError
+from synthdistill.teachers.cache import CallCache, call_key
+from synthdistill.teachers.costs import FREE, Budget, BudgetExceeded, Price, estimate_tokens
+from synthdistill.teachers.counters import Planned, TeacherCounters
+from synthdistill.teachers.limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -42,40 +43,6 @@ Slot = Callable[[], AbstractAsyncContextManager[None]]
 
 class ParseError(ValueError):
     """A completion that does not hold what the parser needs; the engine may ask again."""
-
-
-@dataclass
-class EngineStats:
-    """Counters of one engine, summed over its life; stages diff snapshots of it."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    retries: int = 0
-    failures: int = 0
-    hedges: int = 0
-    cost_usd: float = 0.0
-
-    def snapshot(self) -> EngineStats:
-        """A copy of the counters now."""
-        return EngineStats(**vars(self))
-
-    def since(self, before: EngineStats) -> dict[str, int | float]:
-        """The counters gained since `before`."""
-        return {name: value - getattr(before, name) for name, value in vars(self).items()}
-
-
-@dataclass
-class Planned:
-    """What a dry run would have sent: requests and samples the cache cannot answer, and their worst case."""
-
-    requests: int = 0
-    samples: int = 0
-    cached: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
 
 
 @dataclass
@@ -122,7 +89,7 @@ class Engine:
         self.hedge_after = hedge_after
         """Hedge a call unanswered after this multiple of the recent p95 latency (None: never hedge)."""
         self._latencies = _Latencies()
-        self.stats = EngineStats()
+        self.stats = TeacherCounters()
         self.dry_run = False
         """When set, nothing is sent: calls the cache cannot answer are counted in `planned` instead."""
         self.planned = Planned()

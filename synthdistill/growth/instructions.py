@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from synthdistill.engine import ParseError
-from synthdistill.expressions import ExpressionError, as_answer, evaluate
+from synthdistill.growth.expressions import ExpressionError, as_answer, evaluate
 from synthdistill.records import Record, stable_hash
+from synthdistill.teachers.engine import ParseError
 
 SEED_KEY = "seed"
 """Input key of a grown record holding {id, question, operator, round} of the instruction it came from."""

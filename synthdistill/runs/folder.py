@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdistill.records import Record
+from synthdistill.teachers.counters import TeacherCounters
 
 SCHEMA_VERSION = 1
 
@@ -39,21 +40,6 @@ class StageManifest(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict, description="What the stage reports of itself.")
 
 
-class TeacherTotals(BaseModel):
-    """Teacher counters summed over a run's stages."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    calls: int = 0
-    cache_hits: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    retries: int = 0
-    failures: int = 0
-    hedges: int = 0
-    cost_usd: float = 0.0
-
-
 class Manifest(BaseModel):
     """What a run did: written after each stage so a reader sees progress."""
 
@@ -66,7 +52,7 @@ class Manifest(BaseModel):
     status: Literal["running", "done", "failed", "interrupted", "stopped"] = "running"
     stopped_reason: str | None = Field(None, description="Why a run stopped early (a budget), if it did.")
     stages: list[StageManifest] = Field(default_factory=list)
-    teacher: TeacherTotals = Field(default_factory=TeacherTotals)
+    teacher: TeacherCounters = Field(default_factory=TeacherCounters)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
     artifacts: dict[str, str] = Field(default_factory=dict, description="Named outputs: student model path.")
     versions: dict[str, str] = Field(default_factory=dict, description="Package versions.")
@@ -122,7 +108,7 @@ class RecordWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        _trim_torn_tail(path)
+        trim_torn_tail(path)
         self._handle = path.open("a", encoding="utf-8")
 
     def write(self, records: Iterable[Record]) -> None:
@@ -181,7 +167,7 @@ class FailedRequests:
             ensure_ascii=False,
         )
         with self._lock:
-            _trim_torn_tail(self.path)
+            trim_torn_tail(self.path)
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
                 handle.flush()
@@ -206,7 +192,7 @@ def _complete_lines(path: Path) -> list[str]:
         return [line for line in handle if line.endswith("\n")]
 
 
-def _trim_torn_tail(path: Path) -> None:
+def trim_torn_tail(path: Path) -> None:
     """Cut a partial last line, so appending after a kill does not glue two records together."""
     if not path.exists():
         return

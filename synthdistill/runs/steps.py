@@ -1,0 +1,330 @@
+"""Steps: what a stage is, and the one runner that runs, resumes or skips it by its fingerprint.
+
+A step's fingerprint hashes its own config, the fingerprint of the step before it, and the content of
+what it reads (templates, the teacher and student configs, other files). A step whose output is complete
+under an unchanged fingerprint is skipped and hands on what it made last time; a change anywhere re-runs
+that step and every step after it. An unfinished step resumes: inputs whose outputs are already on disk
+are not sent again, and the call cache answers whatever was paid for before a kill.
+
+The pipeline's stages run through a `Steps` over the run folder; the adversarial stage's rounds run
+through a `Steps` of their own inside the stage's folder (`Steps.nested`), in exactly the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from synthdistill.config import StageSpec
+from synthdistill.records import Record, stable_hash
+from synthdistill.runs.context import StageContext
+from synthdistill.runs.folder import RecordWriter, StageManifest, read_records, write_atomic
+from synthdistill.teachers.costs import BudgetExceeded
+
+if TYPE_CHECKING:
+    from synthdistill.runs.context import RunContext
+
+# Records are made durable in batches of this many, or after this many seconds, whichever comes first.
+WRITE_BATCH = 32
+WRITE_INTERVAL_S = 2.0
+
+ProgressHook = Callable[[str, int | None, Callable[[], dict[str, Any]]], Callable[[int], None]]
+"""Called with (stage label, expected inputs, the stage's teacher counters so far) when a stage starts;
+returns a callback for inputs done."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step: its config model and its function over records."""
+
+    name: str
+    config: type[BaseModel]
+    run: Callable[[Iterable[Record], StageContext], Iterator[Record]]
+    """Yields its output records; children of one input are yielded together, inputs in order."""
+    summary: str = ""
+    inputs: Callable[[Any], list[str]] = field(default=lambda config: [])
+    """Names of the templates (or other files) the stage reads, for its fingerprint."""
+    batch_input: bool = False
+    """Whether the stage needs all its inputs at once (training); then it is not resumed mid-way."""
+    writes_records: bool = True
+    """Whether the stage writes records; a stage that does not (train, evaluate) passes its inputs on."""
+    needs_student: bool = False
+    """Whether the stage needs the student trained by an earlier stage (adversarial), so that a dry run,
+    in which nothing is trained, cannot run it."""
+    uses: tuple[str, ...] = ()
+    """Parts of the pipeline it depends on beyond its own config (teacher, student), for its fingerprint."""
+    files: Callable[[Any, Path, Path], list[Path]] = field(default=lambda config, base_dir, run_dir: [])
+    """Other files whose content the stage's output depends on (a user's critic, a trained classifier),
+    given the config, the pipeline file's folder and the run folder; hashed into its fingerprint."""
+
+
+class Steps:
+    """Steps run in order inside one folder, each skipped, resumed or re-run by its chained fingerprint.
+
+    `entries` lists the steps as run (the manifest's stages); `save` is called whenever they change.
+    `ran` says whether any step ran, which makes every later step run too (its input may differ), so
+    that a caller running several `Steps` in a row (the adversarial rounds) can pass it on.
+    """
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        root: Path,
+        fingerprint: str,
+        *,
+        previous: Mapping[str, StageManifest] | None = None,
+        save: Callable[[list[StageManifest]], None] | None = None,
+        source: Callable[[], Iterable[Record]] | None = None,
+        read: Callable[[Path], Iterable[Record]] = read_records,
+        source_size: int | None = None,
+        salt: str = "",
+        ran: bool = False,
+    ) -> None:
+        """Steps under `root`, chained from `fingerprint`.
+
+        `previous` holds the entries of the last run by folder; `source` gives the first step's inputs and
+        `read` reads a later step's inputs from the step file before it; `source_size` is how many records
+        `source` gives, for the progress bar; `salt` (the review decisions'
+        digest) joins the fingerprint of every step that reads an earlier step's records.
+        """
+        self.ctx = ctx
+        self.root = root
+        self.fingerprint = fingerprint
+        self.previous = dict(previous or {})
+        self.entries: list[StageManifest] = []
+        self.ran = ran
+        self.records_path: Path | None = None
+        """The records of the last step that wrote any: what the next step reads."""
+        self._save = save or (lambda entries: None)
+        self._source = source or (lambda: [])
+        self._read = read
+        self._source_size = source_size
+        self._salt = salt
+        self._on_start: Callable[[str], None] = lambda folder: None
+
+    @classmethod
+    def nested(cls, parent: StageContext, folder: Path, fingerprint: str, ran: bool = False) -> Steps:
+        """Steps inside a stage's folder (a round of the adversarial stage), with their own manifest.json."""
+        path = folder / "manifest.json"
+        previous = {}
+        if path.is_file():
+            for row in json.loads(path.read_text(encoding="utf-8")):
+                old = StageManifest.model_validate(row)
+                previous[old.folder] = old
+
+        def save(entries: list[StageManifest]) -> None:
+            write_atomic(path, json.dumps([entry.model_dump(mode="json") for entry in entries], indent=1))
+
+        return cls(parent.run, folder, fingerprint, previous=previous, save=save, ran=ran)
+
+    def on_start(self, hook: Callable[[str], None]) -> None:
+        """Call `hook` with a step's folder name just before the step runs (not when it is skipped)."""
+        self._on_start = hook
+
+    def step(
+        self,
+        stage: Stage,
+        config: BaseModel,
+        inputs: Callable[[], Iterable[Record]] | None = None,
+        *,
+        progress: ProgressHook | None = None,
+    ) -> StageManifest:
+        """Run (or skip) `stage` with `config`; its records go to <root>/NN-<name>/records.jsonl.
+
+        Its inputs are `inputs()` when given, else the records of the last step that wrote any (the
+        `source` for the first).
+        """
+        spec = StageSpec(name=stage.name, index=len(self.entries) + 1, config=config)
+        return self.run_spec(stage, spec, inputs, progress=progress)
+
+    def run_spec(
+        self,
+        stage: Stage,
+        spec: StageSpec,
+        inputs: Callable[[], Iterable[Record]] | None = None,
+        *,
+        progress: ProgressHook | None = None,
+    ) -> StageManifest:
+        """`step` with the stage's spec as the pipeline file declared it."""
+        upstream = self.fingerprint
+        self.fingerprint = stage_fingerprint(stage, spec, upstream, self.ctx)
+        reads_records = self.records_path is not None
+        if self._salt and reads_records:
+            self.fingerprint = stable_hash(self.fingerprint, self._salt)
+            upstream = stable_hash(upstream, self._salt)
+        entry = StageManifest(name=spec.name, folder=spec.folder, fingerprint=self.fingerprint)
+        self.entries.append(entry)
+        old = self.previous.get(spec.folder)
+        inputs_path = self.records_path
+        if stage.writes_records:
+            self.records_path = self.root / spec.folder / "records.jsonl"
+        on_disk = self.records_path is None or self.records_path.exists()
+        skip, resumable = _reuse(old, self.fingerprint, stage, on_disk, self.ran)
+        if skip and old is not None:
+            _skip(entry, old, self.ctx)
+            self._save(self.entries)
+            return entry
+        self.ran = True
+        entry.status = "running"
+        self._save(self.entries)
+        self._on_start(spec.folder)
+        if inputs is None:
+            inputs = self._source if inputs_path is None else lambda: self._read(inputs_path)
+        # For the progress bar's ETA: what the step before handed on.
+        expected = self.entries[-2].records_out if len(self.entries) > 1 else self._source_size
+        folder = self.root / spec.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        sctx = StageContext(self.ctx, spec, folder, upstream=upstream)
+        out = self.records_path if stage.writes_records else None
+        try:
+            _run(stage, entry, sctx, inputs(), out, resumable, progress, expected)
+        except BaseException as exc:
+            entry.status = "stopped" if isinstance(exc, BudgetExceeded) else "failed"
+            raise
+        finally:
+            self._save(self.entries)
+        return entry
+
+
+def stage_fingerprint(stage: Stage, spec: StageSpec, previous: str, ctx: RunContext) -> str:
+    """The hash of a step's config, the step before it, and the content of everything it reads."""
+    pipeline = ctx.pipeline
+    templates = {name: ctx.templates.hash(name) for name in stage.inputs(spec.config)}
+    models = {part: _fingerprinted(getattr(pipeline.config, part)) for part in stage.uses}
+    files = {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+        for path in stage.files(spec.config, pipeline.base_dir, ctx.run.root)
+    }
+    return stable_hash(spec.name, spec.config.model_dump(mode="json"), previous, templates, models, files)
+
+
+def _run(
+    stage: Stage,
+    entry: StageManifest,
+    sctx: StageContext,
+    inputs: Iterable[Record],
+    out_path: Path | None,
+    resumable: bool,
+    progress: ProgressHook | None,
+    expected: int | None,
+) -> None:
+    run = sctx.run
+    started = time.monotonic()
+    before = run.engine_stats()
+    done: set[str] = set()
+    done_inputs = 0
+    if out_path is not None:
+        if resumable:
+            for record in read_records(out_path):
+                done_inputs += record.source_id not in done
+                done.update(filter(None, (record.id, record.source_id)))
+                entry.records_out += record.kept
+        else:
+            out_path.unlink(missing_ok=True)
+    artifacts_before = dict(run.artifacts)
+    metrics_before = dict(run.metrics)
+    counted = _Counter()
+    fresh = (r.model_copy(update={"source_id": r.id}) for r in counted.count(inputs) if r.id not in done)
+    advance = None
+    if progress:
+        total = None if expected is None else max(expected - done_inputs, 0)
+        advance = progress(entry.folder, total, lambda: run.engine_stats().since(before))
+    outputs = stage.run(fresh, sctx)
+    try:
+        if out_path is None:
+            for _ in outputs:
+                if advance:
+                    advance(1)
+        else:
+            with RecordWriter(out_path) as writer:
+                for batch in _batches_at_source_boundaries(outputs, WRITE_BATCH):
+                    writer.write(batch)
+                    entry.records_out += sum(1 for r in batch if r.kept)
+                    if advance:
+                        advance(len({r.source_id for r in batch}))
+    finally:
+        # Also when the stage stops early (a budget, a kill): the manifest says what it spent.
+        entry.teacher = run.engine_stats().since(before)
+        entry.seconds = round(time.monotonic() - started, 2)
+    entry.records_in = counted.n
+    if out_path is None:
+        entry.records_out = counted.n
+    entry.details = sctx.details
+    # Kept in the stage's entry so that a skipped stage hands them on as if it had run.
+    new_artifacts = {k: str(v) for k, v in run.artifacts.items() if artifacts_before.get(k) != v}
+    new_metrics = {k: v for k, v in run.metrics.items() if metrics_before.get(k) != v}
+    if new_artifacts:
+        entry.details["artifacts"] = new_artifacts
+    if new_metrics:
+        entry.details["metrics"] = new_metrics
+    entry.status = "done"
+
+
+def _reuse(
+    old: StageManifest | None, fingerprint: str, stage: Stage, on_disk: bool, upstream_ran: bool
+) -> tuple[bool, bool]:
+    """Whether a stage's last run stands (skip it), and else whether its records on disk can be resumed.
+
+    A stage file deleted by hand makes the stage run again rather than hand on nothing; a stage that ran
+    makes every later stage run, since its output may differ from last time; a stage whose requests
+    failed after every retry runs again in full (the cache answers the rest).
+    """
+    same = old is not None and old.fingerprint == fingerprint
+    had_failures = old is not None and old.teacher.get("failures", 0) > 0
+    finished = old is not None and old.status in ("done", "skipped")
+    skip = same and finished and on_disk and not upstream_ran and not had_failures
+    return skip, same and not stage.batch_input and not had_failures
+
+
+def _skip(entry: StageManifest, old: StageManifest, ctx: RunContext) -> None:
+    """Mark a stage skipped and hand on what it made last time, as if it had run."""
+    entry.status = "skipped"
+    entry.records_in, entry.records_out, entry.details = old.records_in, old.records_out, old.details
+    ctx.artifacts.update({k: Path(v) for k, v in old.details.get("artifacts", {}).items()})
+    ctx.metrics.update(old.details.get("metrics", {}))
+
+
+def _batches_at_source_boundaries(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    """Batches of `size` records (or `WRITE_INTERVAL_S` seconds) that never split one input's outputs."""
+    batch: list[Record] = []
+    started = time.monotonic()
+    try:
+        for record in records:
+            full = len(batch) >= size or time.monotonic() - started >= WRITE_INTERVAL_S
+            if batch and full and record.source_id != batch[-1].source_id:
+                yield batch
+                batch = []
+                started = time.monotonic()
+            batch.append(record)
+    except BaseException:
+        # The stage stopped (a budget, a crash, Ctrl-C): keep every input whose outputs are all here, and
+        # leave the last one, which may be cut short, to the resume.
+        last = batch[-1].source_id if batch else None
+        complete = [r for r in batch if r.source_id != last]
+        if complete:
+            yield complete
+        raise
+    if batch:
+        yield batch
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def count(self, records: Iterable[Record]) -> Iterator[Record]:
+        for record in records:
+            self.n += 1
+            yield record
+
+
+def _fingerprinted(part: BaseModel) -> dict[str, Any]:
+    """A config part as stage fingerprints see it: without the fields that cannot change a result."""
+    return part.model_dump(mode="json", exclude=set(getattr(part, "NOT_FINGERPRINTED", ())))
