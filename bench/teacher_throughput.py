@@ -533,9 +533,9 @@ def _work_bare(args: argparse.Namespace) -> dict[str, Any]:
 
 def _work_synthdistill(args: argparse.Namespace) -> dict[str, Any]:
     from synthdistill.config import TeacherConfig
-    from synthdistill.runs.context import build_engine
     from synthdistill.teachers.base import Request
     from synthdistill.teachers.cache import CallCache
+    from synthdistill.teachers.engine import build_engine
 
     teacher = TeacherConfig(
         backend="openai",

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthdistill.config import Pipeline
-from synthdistill.data import load_splits
-from synthdistill.pipeline import RunOptions, check_pipeline
+from synthdistill.pipeline import RunOptions, check_pipeline, splits
 from synthdistill.records import Record
 from synthdistill.registry import registry
 from synthdistill.runs.context import RunContext, StageContext
@@ -42,13 +41,7 @@ def plan_pipeline(pipeline: Pipeline, options: RunOptions) -> list[StagePlan]:
     """The calls, tokens and worst-case cost each stage of `pipeline` would need now."""
     config = pipeline.config
     folder = RunFolder(Path(config.outputs) / (options.run_name or config.name))
-    train, test = load_splits(
-        config.data,
-        seed=config.seed,
-        base_dir=pipeline.base_dir,
-        limit=options.limit,
-        file=str(pipeline.path),
-    )
+    train, test = splits(pipeline, options.limit)
     ctx = RunContext.create(pipeline, folder, test, templates=check_pipeline(pipeline), dry_run=True)
     plans: list[StagePlan] = []
     inputs: list[Record] | None = train

@@ -17,6 +17,8 @@ _MARKERS = re.compile(
     r"(?:the\s+(?:final\s+)?answer\s+is|answer\s*[:=]|####)\s*[:\s]*\$?\s*(?P<answer>[^\n]*)",
     re.IGNORECASE,
 )
+# A connective left before the answer marker ("... So the answer is 12."): it belongs to the answer line.
+_STUB = re.compile(r"(?:\b(?:so|therefore|thus|hence|then)\b[\s,:]*)+$", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 # A multiple-choice letter alone: "B", "(b)", "B.", "Option B", "answer (C)".
 _LETTER = re.compile(r"(?:option|choice|answer)?\s*\(?(?P<letter>[A-Za-z])\)?[.:]?", re.IGNORECASE)
@@ -32,7 +34,8 @@ def parse_rationale(text: str) -> dict[str, Any]:
     answer = normalize_answer(last.group("answer"))
     if not answer:
         raise ParseError("the answer line is empty")
-    return {"rationale": text[: last.start()].strip(), "answer": answer}
+    rationale = _STUB.sub("", text[: last.start()].rstrip()).strip()
+    return {"rationale": rationale, "answer": answer}
 
 
 def extract_answer(text: str) -> str | None:

@@ -73,19 +73,21 @@ def check_pipeline(pipeline: Pipeline) -> Templates:
     return templates
 
 
+def splits(pipeline: Pipeline, limit: int | None = None) -> tuple[list[Record], list[Record]]:
+    """The pipeline's train and test records, as `data` and `seed` make them (`limit` caps both)."""
+    config = pipeline.config
+    return load_splits(
+        config.data, seed=config.seed, base_dir=pipeline.base_dir, limit=limit, file=str(pipeline.path)
+    )
+
+
 def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
     """Run a loaded pipeline to the end, writing everything into its run folder."""
     config = pipeline.config
     templates = check_pipeline(pipeline)
     name = options.run_name or config.name
     folder = RunFolder(Path(config.outputs) / name)
-    train, test = load_splits(
-        config.data,
-        seed=config.seed,
-        base_dir=pipeline.base_dir,
-        limit=options.limit,
-        file=str(pipeline.path),
-    )
+    train, test = splits(pipeline, options.limit)
     previous = _claim_run_folder(folder, pipeline, options)
     started = time.monotonic()
     manifest = Manifest(name=name, pipeline=str(pipeline.path), seed=config.seed, versions=_versions())
@@ -108,12 +110,12 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
         source_size=len(train),
         read=lambda path: reviewed_records(path, decisions),
         salt=decisions_digest(decisions),
+        # Requests that failed in a stage's last attempt are forgotten when it is attempted again.
+        on_start=ctx.failed.begin_stage if ctx.failed else None,
     )
-    assert ctx.failed is not None
-    steps.on_start(ctx.failed.begin_stage)
     try:
         for spec in pipeline.stages:
-            entry = steps.run_spec(registry("stage").get(spec.name), spec, progress=options.progress)
+            entry = steps.step(registry("stage").get(spec.name), spec, progress=options.progress)
             if entry.status == "done":
                 # A local teacher holds GBs that training and evaluation need more.
                 ctx.release_local_models()

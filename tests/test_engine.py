@@ -13,9 +13,10 @@ from synthdistill.config import TeacherConfig
 from synthdistill.teachers.base import Request
 from synthdistill.teachers.cache import CallCache
 from synthdistill.teachers.costs import Budget, BudgetExceeded, Price
-from synthdistill.teachers.engine import Engine, Slots
+from synthdistill.teachers.engine import Engine
 from synthdistill.teachers.limits import RateLimiter, RateLimitInfo, parse_duration
 from synthdistill.teachers.openai import OpenAIBackend
+from synthdistill.teachers.slots import Slots
 from synthdistill.testing import ScriptedServer
 
 

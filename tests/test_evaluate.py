@@ -17,11 +17,11 @@ from synthdistill.cli import main
 from synthdistill.config import TeacherConfig, load_pipeline
 from synthdistill.data import load_splits
 from synthdistill.records import Record
-from synthdistill.runs.context import build_engine
 from synthdistill.runs.folder import read_records
 from synthdistill.stages.evaluate.stage import JudgeConfig, combine_judgments, judge_win_rate, parse_judgment
 from synthdistill.stages.evaluate.stats import bootstrap_ci, paired_bootstrap
 from synthdistill.teachers.cache import CallCache
+from synthdistill.teachers.engine import build_engine
 from synthdistill.templates import Templates
 from synthdistill.testing.scripted_server import ScriptedServer
 

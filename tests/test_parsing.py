@@ -21,10 +21,31 @@ from synthdistill.teachers.engine import ParseError
         ("First the answer is 3. Wait, no.\nThe final answer is 4", "First the answer is 3. Wait, no.", "4"),
         ("Half of 3 is 1.5\n#### 1.50", "Half of 3 is 1.5", "1.5"),
         ("The answer is Paris.", "", "paris"),
+        ("Only a garden fits. So the answer is (e) house.", "Only a garden fits.", "(e) house"),
+        ("6 + 6 = 12. Therefore, the answer is 12.", "6 + 6 = 12.", "12"),
+        ("Thus\nthe answer is 3", "", "3"),
     ],
 )
 def test_parse_rationale_splits_rationale_and_normalised_answer(text, rationale, answer):
     assert parse_rationale(text) == {"rationale": rationale, "answer": answer}
+
+
+def test_parse_rationale_leaves_no_connective_stub_on_palms_commonsenseqa_rationales(shared_data):
+    import json
+
+    rows = [json.loads(line) for line in (shared_data / "cqa" / "train.jsonl").open(encoding="utf-8")]
+    rationales = [row["palm_cot"] for row in rows if row.get("palm_cot")]
+    assert len(rationales) >= 4000
+    parsed = [parse_rationale(text)["rationale"] for text in rationales]
+    stubs = [
+        r
+        for r in parsed
+        if r.split()[-1:] and r.split()[-1].lower().strip(",") in {"so", "therefore", "thus"}
+    ]
+    assert stubs == []
+    # Every rationale still ends with the sentence before "So the answer is ...".
+    assert all(text.startswith(r) for text, r in zip(rationales, parsed, strict=True))
+    assert sum(r.endswith(".") for r in parsed) / len(parsed) > 0.99
 
 
 def test_parse_rationale_without_an_answer_line_raises():

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from synthdistill.report import progress_bars
+from synthdistill.cli.report import progress_bars
 
 
 def test_a_stage_bar_shows_progress_tokens_and_cost():
@@ -33,7 +33,7 @@ def test_no_bars_are_drawn_when_stderr_is_not_a_terminal():
 
 
 def test_the_rounds_table_shows_each_rounds_counts_and_why_it_stopped():
-    from synthdistill.report import rounds_tables
+    from synthdistill.cli.report import rounds_tables
     from synthdistill.runs.folder import Manifest, StageManifest
 
     rounds = [
@@ -52,7 +52,7 @@ def test_the_rounds_table_shows_each_rounds_counts_and_why_it_stopped():
 
 
 def test_the_summary_says_how_many_calls_were_retried_hedged_or_failed():
-    from synthdistill.report import summary_table
+    from synthdistill.cli.report import summary_table
     from synthdistill.runs.folder import Manifest, StageManifest
     from synthdistill.teachers.counters import TeacherCounters
 

@@ -18,7 +18,8 @@ from synthdistill.config import load_pipeline
 from synthdistill.errors import RunError
 from synthdistill.pipeline import RunOptions, run_pipeline
 from synthdistill.records import Record, Verdict
-from synthdistill.review.index import Filters, ReviewIndex
+from synthdistill.review.index import ReviewIndex
+from synthdistill.review.query import Filters
 from synthdistill.review.server import TOKEN_HEADER, ReviewServer
 from synthdistill.runs.decisions import (
     DecisionEntry,

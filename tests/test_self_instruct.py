@@ -20,13 +20,10 @@ from synthdistill.errors import ConfigError, StageError
 from synthdistill.growth.instructions import seed_of
 from synthdistill.pipeline import RunOptions, run_pipeline
 from synthdistill.runs.folder import read_records
-from synthdistill.stages.self_instruct import (
-    SelfInstructConfig,
-    parse_input_first,
-    parse_numbered,
-    parse_output_first,
-    rule_reason,
-)
+from synthdistill.stages.self_instruct.filters import rule_reason
+from synthdistill.stages.self_instruct.generate import parse_numbered
+from synthdistill.stages.self_instruct.instances import parse_input_first, parse_output_first
+from synthdistill.stages.self_instruct.stage import SelfInstructConfig
 from synthdistill.testing.scripted_server import ScriptedServer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,2 +1,3 @@
-"""Reviewing a run: the decisions file (review.jsonl) the pipeline honours, the SQLite index that pages
-records on the server, and the local web page (`synthdistill review`) that reads and writes them."""
+"""The review page (`synthdistill review`), UI only: the local web server, its static page, and the SQLite
+index that pages a run's records on the server. The decisions it writes (review.jsonl) and how stages
+honour them belong to the run layer (synthdistill/runs/decisions.py)."""

@@ -18,14 +18,12 @@ from synthdistill.devices import resolve_device
 from synthdistill.errors import ConfigError
 from synthdistill.home import home
 from synthdistill.records import Provenance, Record
-from synthdistill.registry import registry
 from synthdistill.runs.folder import FailedRequests, RunFolder
 from synthdistill.teachers.base import Request
 from synthdistill.teachers.cache import CallCache
-from synthdistill.teachers.costs import Budget, price_for
+from synthdistill.teachers.costs import Budget
 from synthdistill.teachers.counters import Planned, TeacherCounters
-from synthdistill.teachers.engine import Engine
-from synthdistill.teachers.limits import RateLimiter
+from synthdistill.teachers.engine import Engine, build_engine
 from synthdistill.templates import Templates
 
 
@@ -156,6 +154,25 @@ class StageContext:
     upstream: str = ""
     """The fingerprint of everything before this stage (data, seed, earlier stages); a stage that runs
     steps of its own (adversarial) chains their fingerprints from it."""
+    # The run's shared parts a stage uses (the artifacts and metrics dicts are the run's own: a stage adds
+    # to them for the stages after it).
+    pipeline: Pipeline = field(init=False)
+    templates: Templates = field(init=False)
+    seed: int = field(init=False)
+    device: str = field(init=False)
+    test_records: list[Record] = field(init=False)
+    artifacts: dict[str, Any] = field(init=False)
+    metrics: dict[str, dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        run = self.run
+        self.pipeline, self.templates, self.seed, self.device = (
+            run.pipeline,
+            run.templates,
+            run.seed,
+            run.device,
+        )
+        self.test_records, self.artifacts, self.metrics = run.test_records, run.artifacts, run.metrics
 
     @property
     def config(self) -> Any:
@@ -166,41 +183,6 @@ class StageContext:
     def log(self) -> logging.Logger:
         """The stage's logger."""
         return logging.getLogger(f"synthdistill.stages.{self.spec.name}")
-
-    @property
-    def pipeline(self) -> Pipeline:
-        """The loaded pipeline (its teacher, student, data and stages)."""
-        return self.run.pipeline
-
-    @property
-    def templates(self) -> Templates:
-        """The run's prompt templates."""
-        return self.run.templates
-
-    @property
-    def seed(self) -> int:
-        """The pipeline's one seed."""
-        return self.run.seed
-
-    @property
-    def device(self) -> str:
-        """Where local models run (cpu, cuda, mps)."""
-        return self.run.device
-
-    @property
-    def test_records(self) -> list[Record]:
-        """The held-out split, which never enters training."""
-        return self.run.test_records
-
-    @property
-    def artifacts(self) -> dict[str, Any]:
-        """Named outputs of the stages so far (student_model, accuracy_plot); a stage adds its own."""
-        return self.run.artifacts
-
-    @property
-    def metrics(self) -> dict[str, dict[str, Any]]:
-        """Metrics of the stages so far, by model; a stage adds its own."""
-        return self.run.metrics
 
     def engine(self, teacher: TeacherConfig | None = None) -> Engine:
         """The engine for `teacher` (the pipeline's teacher by default)."""
@@ -227,29 +209,3 @@ class StageContext:
             template_hash=self.templates.hash(template),
             params=params,
         )
-
-
-def build_engine(
-    teacher: TeacherConfig, cache: CallCache, device: str, budget: Budget | None = None
-) -> Engine:
-    """An engine around the backend that `teacher.backend` names, with its limits, price and budget."""
-    backend_class = registry("teacher").get(teacher.backend)
-    backend = backend_class(teacher, device=device)
-    local = getattr(backend, "local", False)
-    # A local model, like a batch job, queues requests behind others: a wall-clock timeout would misfire.
-    queued = local or getattr(backend, "queued", False)
-    concurrency = teacher.max_concurrency
-    if teacher.batch_api is not None:
-        # Two jobs' worth in flight, so one fills while the other is answered.
-        concurrency = max(concurrency, 2 * teacher.batch_api.max_requests)
-    return Engine(
-        backend,
-        cache,
-        max_concurrency=concurrency,
-        max_retries=teacher.max_retries,
-        timeout_s=None if queued else teacher.timeout_s,
-        hedge_after=None if queued else teacher.hedge_after,
-        limiter=RateLimiter(rpm=teacher.rpm, tpm=teacher.tpm),
-        price=price_for(teacher, local),
-        budget=budget,
-    )

@@ -86,13 +86,15 @@ class Steps:
         source_size: int | None = None,
         salt: str = "",
         ran: bool = False,
+        on_start: Callable[[str], None] | None = None,
     ) -> None:
         """Steps under `root`, chained from `fingerprint`.
 
         `previous` holds the entries of the last run by folder; `source` gives the first step's inputs and
         `read` reads a later step's inputs from the step file before it; `source_size` is how many records
         `source` gives, for the progress bar; `salt` (the review decisions'
-        digest) joins the fingerprint of every step that reads an earlier step's records.
+        digest) joins the fingerprint of every step that reads an earlier step's records; `on_start` is
+        called with a step's folder name just before the step runs (not when it is skipped).
         """
         self.ctx = ctx
         self.root = root
@@ -107,7 +109,7 @@ class Steps:
         self._read = read
         self._source_size = source_size
         self._salt = salt
-        self._on_start: Callable[[str], None] = lambda folder: None
+        self._on_start = on_start or (lambda folder: None)
 
     @classmethod
     def nested(cls, parent: StageContext, folder: Path, fingerprint: str, ran: bool = False) -> Steps:
@@ -124,35 +126,23 @@ class Steps:
 
         return cls(parent.run, folder, fingerprint, previous=previous, save=save, ran=ran)
 
-    def on_start(self, hook: Callable[[str], None]) -> None:
-        """Call `hook` with a step's folder name just before the step runs (not when it is skipped)."""
-        self._on_start = hook
-
     def step(
         self,
         stage: Stage,
-        config: BaseModel,
+        config: BaseModel | StageSpec,
         inputs: Callable[[], Iterable[Record]] | None = None,
         *,
         progress: ProgressHook | None = None,
     ) -> StageManifest:
-        """Run (or skip) `stage` with `config`; its records go to <root>/NN-<name>/records.jsonl.
+        """Run (or skip) `stage` with `config` (or its spec as a pipeline file declared it); its records go
+        to <root>/NN-<name>/records.jsonl.
 
         Its inputs are `inputs()` when given, else the records of the last step that wrote any (the
         `source` for the first).
         """
-        spec = StageSpec(name=stage.name, index=len(self.entries) + 1, config=config)
-        return self.run_spec(stage, spec, inputs, progress=progress)
-
-    def run_spec(
-        self,
-        stage: Stage,
-        spec: StageSpec,
-        inputs: Callable[[], Iterable[Record]] | None = None,
-        *,
-        progress: ProgressHook | None = None,
-    ) -> StageManifest:
-        """`step` with the stage's spec as the pipeline file declared it."""
+        spec = config
+        if not isinstance(spec, StageSpec):
+            spec = StageSpec(name=stage.name, index=len(self.entries) + 1, config=spec)
         upstream = self.fingerprint
         self.fingerprint = stage_fingerprint(stage, spec, upstream, self.ctx)
         reads_records = self.records_path is not None

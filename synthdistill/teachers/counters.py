@@ -12,6 +12,9 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict
 
+from synthdistill.teachers.base import Request
+from synthdistill.teachers.costs import Price, estimate_tokens
+
 
 class _Counts(BaseModel):
     """Numeric fields that add up."""
@@ -32,29 +35,40 @@ class _Counts(BaseModel):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-class TeacherCounters(_Counts):
+class _Spend(_Counts):
+    """Tokens and what they cost, counted alike for calls made and calls planned."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class TeacherCounters(_Spend):
     """Calls to teachers and what they cost, counted in requests (`calls`, `cache_hits`) and tokens."""
 
     calls: int = 0
     cache_hits: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
     retries: int = 0
     failures: int = 0
     hedges: int = 0
-    cost_usd: float = 0.0
 
     def since(self, before: TeacherCounters) -> dict[str, int | float]:
         """The counters gained since `before`."""
         return {name: getattr(self, name) - getattr(before, name) for name in type(self).model_fields}
 
 
-class Planned(_Counts):
+class Planned(_Spend):
     """What a dry run would have sent: requests and samples the cache cannot answer, and their worst case."""
 
     requests: int = 0
     samples: int = 0
     cached: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
+
+    def count(self, request: Request, price: Price) -> None:
+        """Count `request`, whose `n` samples the cache cannot answer, as one call a real run would send."""
+        prompt, completion = estimate_tokens(request)
+        self.requests += 1
+        self.samples += request.n
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.cost_usd += price.cost(prompt, completion)

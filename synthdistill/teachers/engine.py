@@ -5,31 +5,34 @@ asyncio loop in a background thread, keeps a bounded window of requests in fligh
 stream (it never drains between batches), answers what it can from the call cache, waits on the rate
 limiter, reserves each call's worst-case cost against the run's budget, retries what a retry may fix,
 reports what still fails to `on_failure`, and yields results in input order.
+
+`build_engine` is the one place a pipeline's `TeacherConfig` becomes an engine; the engine's own
+defaults are that config's, so they are written once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import queue
 import random
-import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from synthdistill.config import TeacherConfig
 from synthdistill.records import Sample
+from synthdistill.registry import registry
 from synthdistill.teachers.base import Backend, Completion, Request, Response, TransientError
 from synthdistill.teachers.cache import CallCache, call_key
-from synthdistill.teachers.costs import FREE, Budget, BudgetExceeded, Price, estimate_tokens
+from synthdistill.teachers.costs import FREE, Budget, BudgetExceeded, Price, estimate_tokens, price_for
 from synthdistill.teachers.counters import Planned, TeacherCounters
+from synthdistill.teachers.hedging import Latencies, hedged
 from synthdistill.teachers.limits import RateLimiter
+from synthdistill.teachers.loop import LoopThread
+from synthdistill.teachers.slots import Slot, Slots
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,9 @@ T = TypeVar("T")
 Parser = Callable[[str], dict[str, Any]]
 FailureHook = Callable[[Any, Request, str], None]
 """Called with (payload, request, reason) for a request that failed after every retry."""
-Slot = Callable[[], AbstractAsyncContextManager[None]]
-"""Holds one of the engine's slots for requests in flight, at one request's priority."""
+
+_DEFAULT_TEACHER = TeacherConfig()
+"""The teacher config's defaults, which are the engine's too, so they are declared once (config.py)."""
 
 
 class ParseError(ValueError):
@@ -61,9 +65,9 @@ class Engine:
         backend: Backend,
         cache: CallCache,
         *,
-        max_concurrency: int = 64,
-        max_retries: int = 6,
-        timeout_s: float | None = 120.0,
+        max_concurrency: int = _DEFAULT_TEACHER.max_concurrency,
+        max_retries: int = _DEFAULT_TEACHER.max_retries,
+        timeout_s: float | None = _DEFAULT_TEACHER.timeout_s,
         parse_retries: int = 2,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
@@ -73,7 +77,11 @@ class Engine:
         on_failure: FailureHook | None = None,
         hedge_after: float | None = None,
     ) -> None:
-        """Wrap `backend`; `price` None means unknown (costs count as 0; a budget then refuses to run)."""
+        """Wrap `backend`; `price` None means unknown (costs count as 0; a budget then refuses to run).
+
+        Built from a pipeline's teacher by `build_engine`; an engine built directly never hedges unless
+        given `hedge_after`.
+        """
         self.backend = backend
         self.cache = cache
         self.max_concurrency = max_concurrency
@@ -88,14 +96,13 @@ class Engine:
         self.on_failure = on_failure
         self.hedge_after = hedge_after
         """Hedge a call unanswered after this multiple of the recent p95 latency (None: never hedge)."""
-        self._latencies = _Latencies()
+        self._latencies = Latencies()
         self.stats = TeacherCounters()
         self.dry_run = False
         """When set, nothing is sent: calls the cache cannot answer are counted in `planned` instead."""
         self.planned = Planned()
         self._identity: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("synthdistill-engine")
         self._random = random.Random(0)
 
     def map(
@@ -109,7 +116,7 @@ class Engine:
         A sample whose text `parse` rejects is asked for again (under a new cache key) up to
         `parse_retries` times when sampling is random, then kept with its error.
         """
-        loop = self._ensure_loop()
+        loop = self._thread.loop()
         results: queue.Queue[Any] = queue.Queue()
         # Bounds what is submitted but not yet taken by the caller, so the memory of a run stays flat. Results
         # leave in input order, so a request still in its retries holds back everything after it; the
@@ -146,22 +153,7 @@ class Engine:
 
     def close(self) -> None:
         """Close the backend and stop the loop thread."""
-        if self._loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.backend.aclose(), self._loop).result(timeout=60)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._loop = None
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name="synthdistill-engine", daemon=True
-            )
-            self._thread.start()
-        return self._loop
+        self._thread.stop(self.backend.aclose)
 
     async def _produce(
         self,
@@ -254,10 +246,12 @@ class Engine:
         self, pending: _Pending, missing: list[tuple[int, str]], parse: Parser | None, slot: Slot
     ) -> None:
         request = pending.request.model_copy(update={"n": len(missing)})
+        send = partial(self._attempt, request, slot)
         last_error = ""
         for attempt in range(self.max_retries + 1):
             try:
-                response = await self._send(request, slot)
+                # Hedged (hedging.py): a call stuck far in the tail of recent latencies gets a racing copy.
+                response = await hedged(send, self._latencies, self.hedge_after, self.timeout_s, self.stats)
             except (TransientError, TimeoutError) as exc:
                 last_error = str(exc) or type(exc).__name__
                 if attempt == self.max_retries:
@@ -292,58 +286,6 @@ class Engine:
             self.on_failure(pending.payload, request, reason)
         for i, key in missing:
             pending.samples[i] = Sample(text="", cache_key=key, error=reason)
-
-    async def _send(self, request: Request, slot: Slot) -> Response:
-        """One attempt at `request`, hedged: if it outlives its hedge delay, a copy races it.
-
-        Hedged requests ("The Tail at Scale", Dean and Barroso, 2013): a call still unanswered long after
-        nearly all calls have answered is most likely stuck (a hung connection, a lost request), not slow.
-        Rather than hold its slot until the timeout, a second copy goes out in a slot of its own; the first
-        answer wins and the other is cancelled. Both copies count against `max_concurrency`, the rate
-        limits and the budget, so hedging never puts more in flight than the config allows. At 3x the
-        recent 95th percentile only calls far in the tail are copied: none of 3,000 calls to a steady
-        server (0.2 s each, 64 in flight); 122 for the 124 hangs among 5,000 calls with 10% faults.
-        """
-        sending = asyncio.Event()
-        first = asyncio.ensure_future(self._attempt(request, slot, sending))
-        racing, copy = {first}, None
-        try:
-            if self.hedge_after is not None and await _sent(first, sending) and await self._overdue(first):
-                self.stats.hedges += 1
-                copy = asyncio.ensure_future(self._attempt(request, slot))
-                racing.add(copy)
-            error: BaseException | None = None
-            while racing:
-                done, racing = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task.exception() is None:
-                        return task.result()
-                    if error is None or isinstance(task.exception(), BudgetExceeded):
-                        error = task.exception()
-                if copy in done:
-                    # The first call was judged stuck when the copy went out: waiting on it to its timeout
-                    # after the copy failed would hold the retry back by up to the whole timeout.
-                    break
-            assert error is not None
-            raise error
-        finally:
-            for task in racing:
-                task.cancel()
-            await asyncio.gather(*racing, return_exceptions=True)
-
-    async def _overdue(self, call: asyncio.Future[Response]) -> bool:
-        """Wait until `call`, just sent, answers or fails (False) or outlives its hedge delay (True)."""
-        sent_at = time.monotonic()
-        while not call.done():
-            # Recomputed on each wake: the first calls of a run go out before any latency is known.
-            delay = self._latencies.hedge_delay(self.hedge_after)
-            if delay is not None and self.timeout_s is not None and delay >= self.timeout_s:
-                return False
-            left = HEDGE_RECHECK_S if delay is None else sent_at + delay - time.monotonic()
-            if left <= 0:
-                return True
-            await asyncio.wait({call}, timeout=left)
-        return False
 
     async def _attempt(self, request: Request, slot: Slot, sending: asyncio.Event | None = None) -> Response:
         """Send `request` once in a `slot`, within the rate limits and the budget, and bill it.
@@ -380,16 +322,9 @@ class Engine:
         return response
 
     def _plan(self, pending: _Pending, missing: list[tuple[int, str]]) -> None:
-        planned = self.planned
-        planned.cached += pending.request.n - len(missing)
+        self.planned.cached += pending.request.n - len(missing)
         if missing:
-            request = pending.request.model_copy(update={"n": len(missing)})
-            prompt, completion = estimate_tokens(request)
-            planned.requests += 1
-            planned.samples += len(missing)
-            planned.prompt_tokens += prompt
-            planned.completion_tokens += completion
-            planned.cost_usd += (self.price or FREE).cost(prompt, completion)
+            self.planned.count(pending.request.model_copy(update={"n": len(missing)}), self.price or FREE)
         for i, key in missing:
             pending.samples[i] = Sample(text="", cache_key=key, error="not sent: dry run")
 
@@ -397,6 +332,32 @@ class Engine:
         # Full jitter keeps many clients that failed together from retrying together.
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
         return self._random.uniform(ceiling / 2, ceiling)
+
+
+def build_engine(
+    teacher: TeacherConfig, cache: CallCache, device: str, budget: Budget | None = None
+) -> Engine:
+    """An engine around the backend that `teacher.backend` names, with its limits, price and budget."""
+    backend_class = registry("teacher").get(teacher.backend)
+    backend = backend_class(teacher, device=device)
+    local = getattr(backend, "local", False)
+    # A local model, like a batch job, queues requests behind others: a wall-clock timeout would misfire.
+    queued = local or getattr(backend, "queued", False)
+    concurrency = teacher.max_concurrency
+    if teacher.batch_api is not None:
+        # Two jobs' worth in flight, so one fills while the other is answered.
+        concurrency = max(concurrency, 2 * teacher.batch_api.max_requests)
+    return Engine(
+        backend,
+        cache,
+        max_concurrency=concurrency,
+        max_retries=teacher.max_retries,
+        timeout_s=None if queued else teacher.timeout_s,
+        hedge_after=None if queued else teacher.hedge_after,
+        limiter=RateLimiter(rpm=teacher.rpm, tpm=teacher.tpm),
+        price=price_for(teacher, local),
+        budget=budget,
+    )
 
 
 def _sample(completion: Completion, prompt_tokens: int, key: str, parse: Parser | None) -> Sample:
@@ -418,84 +379,5 @@ def _sample(completion: Completion, prompt_tokens: int, key: str, parse: Parser 
     )
 
 
-async def _sent(call: asyncio.Future[Any], sending: asyncio.Event) -> bool:
-    """Wait until `call` has gone out (True) or has ended before that (False)."""
-    waiter = asyncio.ensure_future(sending.wait())
-    try:
-        await asyncio.wait({call, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-    return not call.done()
-
-
 WINDOW_MIN = 4096
 """Fewest requests the engine may have taken in and not yet handed back (16x the concurrency above 256)."""
-
-HEDGE_RECHECK_S = 0.25
-"""While too few calls have answered to set a hedge delay, how often a waiting call looks again."""
-
-
-class _Latencies:
-    """Seconds taken by the teacher's latest answered calls, from which the hedge delay follows."""
-
-    WINDOW = 256
-    MIN_SAMPLES = 20
-    """Below this many answered calls nothing is hedged: too little is known of the teacher's pace."""
-
-    def __init__(self) -> None:
-        self._seconds: deque[float] = deque(maxlen=self.WINDOW)
-
-    def add(self, seconds: float) -> None:
-        self._seconds.append(seconds)
-
-    def hedge_delay(self, factor: float | None) -> float | None:
-        """`factor` times the 95th percentile of recent latencies; None when not hedging."""
-        if factor is None or len(self._seconds) < self.MIN_SAMPLES:
-            return None
-        ordered = sorted(self._seconds)
-        return factor * ordered[int(0.95 * (len(ordered) - 1))]
-
-
-class Slots:
-    """`max_concurrency` slots for calls in flight, granted to the waiting call of the oldest request first.
-
-    An asyncio.Semaphore wakes waiters first come, first served; here a retry or a hedge of an early
-    request would queue behind the whole window of later requests (a thousand, some seconds), while
-    results leave in input order and wait for it. Granting slots by input index keeps the oldest
-    requests moving, so the window does not stall behind them. asyncio has no priority semaphore.
-    """
-
-    def __init__(self, count: int) -> None:
-        self._free = count
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._arrivals = itertools.count()
-
-    @asynccontextmanager
-    async def hold(self, priority: int) -> AsyncIterator[None]:
-        """Hold a slot; a lower `priority` number is served first."""
-        await self._acquire(priority)
-        try:
-            yield
-        finally:
-            self._release()
-
-    async def _acquire(self, priority: int) -> None:
-        if self._free > 0 and not self._waiting:
-            self._free -= 1
-            return
-        granted = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (priority, next(self._arrivals), granted))
-        try:
-            await granted
-        except asyncio.CancelledError:
-            if not granted.cancelled():  # granted just as the waiter was cancelled: pass the slot on
-                self._release()
-            raise
-
-    def _release(self) -> None:
-        while self._waiting:
-            _, _, granted = heapq.heappop(self._waiting)
-            if not granted.done():  # a cancelled waiter's future is done
-                granted.set_result(None)
-                return
-        self._free += 1

@@ -3,8 +3,8 @@
 litellm is an optional extra: it holds openai below 3 and takes seconds to import, so it is imported
 only when this backend is built. OpenAI itself and OpenAI-compatible servers are faster through the
 `openai` backend (LAB.md measured about twice the requests a second). The call's arguments, the
-response and the error mapping are shared with that backend: litellm returns OpenAI-shaped responses
-and its exceptions subclass openai's.
+response and the error mapping are shared with that backend (teachers/chat.py): litellm returns
+OpenAI-shaped responses and its exceptions subclass openai's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from synthdistill.config import TeacherConfig
 from synthdistill.errors import TeacherError
 from synthdistill.teachers.base import Request, Response
-from synthdistill.teachers.openai import (
+from synthdistill.teachers.chat import (
     LOCAL_API_KEY,
     REQUEST_ARGUMENTS,
     api_key_from_env,

@@ -11,8 +11,7 @@ __all__ = ["ScriptedServer", "ServerStats", "default_responder"]
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use, so `python -m synthdistill.testing.scripted_server` does not find its own
-    # module already imported by the package (runpy warns about that), and aiohttp loads only when needed.
+    # Imported on first use, so aiohttp loads only when a test or benchmark asks for the server.
     if name in __all__:
         from synthdistill.testing import scripted_server
 

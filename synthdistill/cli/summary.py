@@ -59,7 +59,7 @@ def inspect_run(run_dir: str | Path, *, samples: int = 3) -> dict[str, Any]:
 
 def render(summary: dict[str, Any]) -> Group:
     """Rich tables of what `inspect_run` returned: stages, totals, metrics, review, samples."""
-    from synthdistill.report import rounds_tables
+    from synthdistill.cli.report import rounds_tables
     from synthdistill.runs.folder import Manifest
 
     manifest = summary["manifest"]
