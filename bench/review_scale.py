@@ -5,7 +5,7 @@ with the project's own Record model and RecordWriter, then measures, in one run:
   - the one-time index build (all three stage files), on its own;
   - opening the run again (index cached) up to the first page served over HTTP;
   - a filtered page (a critic's fails, an agreement range, a word search, sorted by a score), a deep
-    page, and the statistics view;
+    page, the side-by-side view of one question's samples (/api/group), and the statistics view;
   - against loading the last stage file whole, which is what a viewer that ships everything to the
     browser must do before it shows anything.
 
@@ -182,6 +182,17 @@ def measure(run_dir: Path, repeat: int) -> None:
         results = {}
         for label, params in timings.items():
             results[label] = _time(client, "/api/records", params, repeat)
+        middle = {"stage": "03-filter", "offset": total // 2, "limit": 1}
+        record = client.get("/api/records", params=middle).json()["records"][0]["record"]["id"]
+        groups = {
+            "side-by-side view of one question's samples (03-filter)": {
+                "record": record,
+                "stage": "03-filter",
+            },
+            "side-by-side view, the stage found by the server": {"record": record},
+        }
+        for label, params in groups.items():
+            results[label] = _time(client, "/api/group", params, repeat)
         results["statistics view"] = _time(client, "/api/stats", {"stage": "03-filter"}, repeat)
     for label, (first, median, matched) in results.items():
         extra = f" ({matched:,} match)" if matched is not None else ""

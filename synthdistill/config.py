@@ -1,15 +1,19 @@
-"""The pipeline file: its pydantic models, loading, `--set` overrides, and error messages with key paths."""
+"""The pipeline file: its pydantic models, loading (rawconfig.py reads the text and applies `--set`), and
+error messages with key paths."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synthdistill.credentials import credential_in, nested_teacher_credential, refusal
 from synthdistill.errors import ConfigError
+from synthdistill.rawconfig import apply_override, read_raw
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -119,6 +123,44 @@ class TeacherConfig(BaseModel):
             )
         return data
 
+    @field_validator("backend")
+    @classmethod
+    def _registered_backend(cls, value: str) -> str:
+        from synthdistill.registry import registry
+
+        if value not in registry("teacher"):
+            raise ValueError(
+                f"unknown backend {value!r}; registered backends: {', '.join(registry('teacher').names())} "
+                "(litellm reaches Anthropic, Gemini and others with model: <provider>/<model>)"
+            )
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _urls(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for url in [value] if isinstance(value, str) else value or []:
+            parts = urlsplit(url)
+            if parts.password is not None:
+                raise ValueError(
+                    "the URL holds a password; credentials are never written in a pipeline: put the key "
+                    "in an environment variable and name it with api_key_env"
+                )
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                # Without a scheme the client reads the host as a path and reports a failed connection.
+                raise ValueError(
+                    f"{url!r} is not a URL with http:// or https://; write it in full, for example "
+                    f"http://{url.split('://')[-1]}"
+                )
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _no_credentials_in_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        found = credential_in(value, "")
+        if found:
+            raise ValueError(refusal(found.lstrip(".")))
+        return value
+
 
 class StudentConfig(BaseModel):
     """The model that is trained."""
@@ -200,6 +242,36 @@ class PipelineConfig(BaseModel):
             entries.append({name: options or {}})
         return entries
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _plain_name(cls, value: Any) -> Any:
+        problem = run_name_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _no_credentials_in_stage_teachers(self) -> PipelineConfig:
+        # A judge's or referee's teacher may sit in options that are validated only when the stage
+        # runs (critic options), after pipeline.yaml is written: look for credentials in them now.
+        found = nested_teacher_credential(self.stages, "stages")
+        if found:
+            raise ValueError(refusal(found))
+        return self
+
+
+_RUN_NAME = re.compile(r"[\w.-]+")
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a run folder (one folder under outputs/), or None when it can."""
+    if _RUN_NAME.fullmatch(name) and name not in (".", ".."):
+        return None
+    return (
+        f"run name {name!r} is not a plain name: it names one folder under outputs/, so it takes letters, "
+        "digits, '_', '-' and '.', no path separators, and is not '.' or '..' (for example cot-v2)"
+    )
+
 
 class StageSpec(BaseModel):
     """A stage as resolved from the pipeline: its name, position and validated config."""
@@ -235,24 +307,9 @@ class Pipeline(BaseModel):
 def load_pipeline(path: str | os.PathLike[str], overrides: list[str] | None = None) -> Pipeline:
     """Read, override and validate a pipeline file; every error names the file and the key."""
     path = Path(path)
-    file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("pipeline file not found; check the path", file=file) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the pipeline file ({exc.strerror})", file=file) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"YAML syntax error at {where}: {problem}; fix the YAML", file=file) from None
-    if not isinstance(raw, dict):
-        raise ConfigError("a pipeline must be a YAML mapping with name and stages", file=file)
+    raw = read_raw(path)
     for override in overrides or []:
-        apply_override(raw, override, file=file)
+        apply_override(raw, override, file=str(path), keys=PipelineConfig.model_fields)
     return validate_pipeline(raw, path)
 
 
@@ -264,7 +321,7 @@ def validate_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
     try:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _config_error(exc, file) from None
+        raise _config_error(exc, file, model=PipelineConfig) from None
     stages = []
     stage_registry = registry("stage")
     for index, entry in enumerate(config.stages):
@@ -279,72 +336,47 @@ def validate_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
             # The pipeline's folder lets validators find files beside it (critics/*.py of the project).
             stage_config = stage.config.model_validate(options, context={"base_dir": path.parent})
         except ValidationError as exc:
-            raise _config_error(exc, file, prefix=f"stages[{index}].{name}") from None
+            raise _config_error(exc, file, prefix=f"stages[{index}].{name}", model=stage.config) from None
         stages.append(StageSpec(name=name, index=index + 1, config=stage_config))
     return Pipeline(config=config, stages=stages, path=path.resolve(), raw=raw)
 
 
-def apply_override(raw: dict[str, Any], override: str, *, file: str = "--set") -> None:
-    """Apply one `key.path=value` override (value parsed as YAML) to a raw pipeline mapping.
+def _model_at(model: type[BaseModel], path: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model found at `path` below `model` (through optional and list fields), or None."""
+    import typing
 
-    Stage options are reached by position or name: `stages.0.generate.n=2` or `generate.n=2`.
-    """
-    key, sep, value_text = override.partition("=")
-    if not sep or not key:
-        raise ConfigError(
-            f"override {override!r} is not key=value; write for example --set seed=1", file="--set"
-        )
-    value = yaml.safe_load(value_text) if value_text else ""
-    parts = key.split(".")
-    stages = raw.get("stages")
-    if isinstance(stages, list):
-        # A stage written as a bare name (`- generate`) takes options once it is overridden.
-        raw["stages"] = stages = [{s: {}} if isinstance(s, str) else s for s in stages]
-        names = [next(iter(s)) if isinstance(s, dict) and len(s) == 1 else None for s in stages]
-        if parts[0] in names and parts[0] not in raw:
-            positions = [str(i) for i, name in enumerate(names) if name == parts[0]]
-            if len(positions) > 1:
-                rest = ".".join(parts[1:])
-                choices = " or ".join(f"stages.{i}.{parts[0]}.{rest}" for i in positions)
-                raise ConfigError(
-                    f"--set {key}: the pipeline has {len(positions)} {parts[0]} stages; name one by "
-                    f"position: {choices}",
-                    file=file,
-                    key=key,
-                )
-            parts = ["stages", positions[0], *parts]
-    target: Any = raw
-    for depth, part in enumerate(parts[:-1]):
-        if isinstance(target, list):
-            if not part.isdigit() or int(part) >= len(target):
-                raise ConfigError(
-                    f"no list item {part!r} for --set {key}", file=file, key=".".join(parts[:depth])
-                )
-            target = target[int(part)]
-        elif isinstance(target, dict):
-            if target.get(part) is None:
-                target[part] = {}
-            target = target[part]
-        else:
-            break
-    last = parts[-1]
-    if isinstance(target, list):
-        if not last.isdigit() or int(last) >= len(target):
-            raise ConfigError(f"no list item {last!r} for --set {key}", file=file, key=key)
-        target[int(last)] = value
-    elif isinstance(target, dict):
-        target[last] = value
-    else:
-        raise ConfigError(f"cannot set {key}: {'.'.join(parts[:-1])} is not a mapping", file=file, key=key)
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if (
+            not (isinstance(current, type) and issubclass(current, BaseModel))
+            or part not in current.model_fields
+        ):
+            return None
+        annotation = current.model_fields[part].annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        candidates += [inner for c in candidates for inner in typing.get_args(c)]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _config_error(exc: ValidationError, file: str, prefix: str = "") -> ConfigError:
+def _config_error(
+    exc: ValidationError, file: str, prefix: str = "", model: type[BaseModel] | None = None
+) -> ConfigError:
     error = exc.errors()[0]
     key = ".".join(str(part) for part in error["loc"])
     key = f"{prefix}.{key}" if prefix and key else (prefix or key)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "unknown key; remove it or check its spelling against `synthdistill validate --help`"
+        parent = _model_at(model, error["loc"][:-1]) if model is not None else None
+        message = "unknown key; remove it or check its spelling"
+        if parent is not None:
+            import difflib
+
+            close = difflib.get_close_matches(str(error["loc"][-1]), list(parent.model_fields), n=1)
+            message += f" (did you mean {close[0]}?)" if close else ""
+            message += f"; valid keys: {', '.join(parent.model_fields)}"
     elif error["type"] == "missing":
         message = "required key is missing; add it"
     elif "input" in error and error["type"] not in ("value_error",):

@@ -29,14 +29,22 @@ _Getter = Callable[[dict[str, Any], str], Any]
 
 
 def load_splits(
-    config: DataConfig, *, seed: int, base_dir: Path, limit: int | None = None, file: str = ""
+    config: DataConfig,
+    *,
+    seed: int,
+    base_dir: Path,
+    limit: int | None = None,
+    file: str = "",
+    notes: list[str] | None = None,
 ) -> tuple[list[Record], list[Record]]:
     """The (train, test) records of a pipeline's data, disjoint and the same for the same seed.
 
     `base_dir` is the pipeline file's folder, against which relative data paths resolve; `limit` keeps
     the first N of each split (the same items a full run starts with); `file` is the pipeline's path,
-    named in error messages.
+    named in error messages; `notes` collects what the caller should tell the user (a split the data
+    could not fill).
     """
+    notes = notes if notes is not None else []
     getters = _compile_fields(config.fields, file)
     n_train, n_test = config.split.train, config.split.test
     # Built-in tasks are asked for both splits' worth even beside a test_source, which may overlap them.
@@ -44,7 +52,7 @@ def load_splits(
         config.source, "data.source", config, getters, seed, n_train + n_test, base_dir, file
     )
     if config.test_source is None:
-        n_train, n_test = _fit(len(source_items), n_train, n_test, config.source)
+        n_train, n_test = _fit(len(source_items), n_train, n_test, config.source, notes)
         test, train = source_items[:n_test], source_items[n_test : n_test + n_train]
     else:
         test_items = _items(
@@ -62,9 +70,10 @@ def load_splits(
         train = candidates[:n_train]
         for name, got, asked in (("test", len(test), n_test), ("train", len(train), n_train)):
             if got < asked:
-                logger.warning(
-                    "the %s split has %d items, fewer than the %d asked; using them all", name, got, asked
+                notes.append(
+                    f"the {name} split has {got} items, fewer than the {asked} asked; using them all"
                 )
+                logger.warning("%s", notes[-1])
     if not train:
         raise _error(
             file,
@@ -129,16 +138,17 @@ def _items(
     return shuffled
 
 
-def _fit(total: int, n_train: int, n_test: int, source: str) -> tuple[int, int]:
+def _fit(total: int, n_train: int, n_test: int, source: str, notes: list[str]) -> tuple[int, int]:
     """Split sizes for `total` items: as asked when there are enough, else in the asked proportion."""
     if total >= n_train + n_test:
         return n_train, n_test
     # Keep at least one training item: a run without any has nothing to distil.
     test = min(math.floor(total * n_test / (n_train + n_test)), total - 1)
-    logger.warning(
-        "%s has %d unique items, fewer than the %d asked (train %d + test %d); using train %d, test %d",
-        source, total, n_train + n_test, n_train, n_test, total - test, test,
-    )  # fmt: skip
+    notes.append(
+        f"{source} has {total} unique items, fewer than the {n_train + n_test} asked (train {n_train} + "
+        f"test {n_test}); using train {total - test}, test {test}: shrink data.split or give more data"
+    )
+    logger.warning("%s", notes[-1])
     return total - test, test
 
 

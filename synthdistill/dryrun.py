@@ -3,9 +3,11 @@
 Each stage that writes records runs with engines that only count: every request is rendered exactly as
 the real run renders it and looked up in the call cache, so the plan says how many calls the cache
 answers and how many would be paid for, with their tokens and worst-case cost (prompt tokens estimated
-from characters, completion tokens at max_tokens). Nothing is written to the run folder. A stage's
-input is known for the first stage (the data), and for a later stage when an earlier run left the
-records of the stage before it; otherwise the plan says so instead of guessing.
+from characters, completion tokens at max_tokens). Nothing is written: no run folder, no cache file (the
+cache makes its file at the first sample stored), and no converted model (a local model's cache identity
+hashes the embedded GGUF itself, as the real run's does). A stage's input is known for the first stage
+(the data), and for a later stage when an earlier run left the records of the stage before it; otherwise
+the plan says so instead of guessing.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthdistill import preflight
 from synthdistill.config import Pipeline
-from synthdistill.pipeline import RunOptions, check_pipeline, splits
+from synthdistill.pipeline import RunOptions
 from synthdistill.records import Record
 from synthdistill.registry import registry
 from synthdistill.runs.context import RunContext, StageContext
 from synthdistill.runs.folder import RunFolder, read_records
-from synthdistill.teachers.engine import Planned
+from synthdistill.teachers.counters import Planned
 
 
 @dataclass
@@ -41,8 +44,9 @@ def plan_pipeline(pipeline: Pipeline, options: RunOptions) -> list[StagePlan]:
     """The calls, tokens and worst-case cost each stage of `pipeline` would need now."""
     config = pipeline.config
     folder = RunFolder(Path(config.outputs) / (options.run_name or config.name))
-    train, test = splits(pipeline, options.limit)
-    ctx = RunContext.create(pipeline, folder, test, templates=check_pipeline(pipeline), dry_run=True)
+    checked = preflight.check(pipeline, options.limit)
+    train, test = checked.train, checked.test
+    ctx = RunContext.create(pipeline, folder, test, templates=checked.templates, dry_run=True)
     plans: list[StagePlan] = []
     inputs: list[Record] | None = train
     unknown_after = ""

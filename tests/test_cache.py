@@ -38,3 +38,15 @@ def test_stats_and_clear_by_model(tmp_path):
     assert cache.stats()["entries"] == 4
     assert cache.clear("m1") == 3
     assert cache.stats()["models"] == [{"backend": "transformers", "model": "m2", "entries": 1}]
+
+
+def test_a_cache_that_is_only_read_makes_no_file(tmp_path):
+    path = tmp_path / "cache" / "calls.sqlite"
+    cache = CallCache(path)
+    assert cache.get("k") is None
+    assert cache.stats()["entries"] == 0 and cache.clear() == 0
+    cache.close()
+    assert not (tmp_path / "cache").exists()
+    cache = CallCache(path)
+    cache.put("k", "openai", "m", {"text": "stored"})
+    assert path.is_file() and cache.get("k") == {"text": "stored"}

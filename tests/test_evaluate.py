@@ -175,6 +175,33 @@ def test_evaluate_command_measures_a_model_on_a_file(tmp_path, monkeypatch, capf
     assert Path("ev/accuracy.png").is_file()
 
 
+@pytest.mark.slow
+def test_evaluate_command_measures_an_adapter_folder_over_its_base(tmp_path, monkeypatch, capfd):
+    from model_helpers import make_adapter
+
+    monkeypatch.chdir(tmp_path)
+    adapter = make_adapter(tmp_path / "student")
+    data = tmp_path / "test.jsonl"
+    rows = [{"problem": f"What is {a} + {a}?", "solution": str(2 * a)} for a in (4, 7)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ["evaluate", "--model", str(adapter), "--base", "smollm2-135m", "--data", str(data)]
+    args += ["--field", "question=problem", "--field", "answer=solution", "--max-tokens", "12", "--out", "ev"]
+    code = main(args)
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["student"]["n"] == 2 and metrics["base"]["n"] == 2
+
+    def answers(label: str) -> list[tuple[str, str]]:
+        rows = read_records(Path(f"ev/predictions-{label}.jsonl"))
+        return [(r.samples[0].text, r.samples[0].cache_key) for r in rows]
+
+    # The adapter was applied over its base: other answers, under cache keys of its own.
+    student, base = answers("student"), answers("base")
+    assert [text for text, _ in student] != [text for text, _ in base]
+    assert not {key for _, key in student} & {key for _, key in base}
+
+
 def test_evaluate_command_help_names_its_options(capfd):
     code = main(["evaluate", "--help"])
     out, _ = capfd.readouterr()

@@ -77,3 +77,63 @@ def test_an_unknown_format_lists_the_valid_ones(reviewed, capfd):
     assert main(["export", str(run), "--format", "csv"]) == 2
     _, err = capfd.readouterr()
     assert "jsonl, parquet, hf" in err
+
+
+def test_an_existing_file_as_out_is_refused_in_one_line(reviewed, tmp_path, capfd):
+    run, _ = reviewed
+    target = tmp_path / "taken.jsonl"
+    target.write_text("mine\n")
+    capfd.readouterr()
+    assert main(["export", str(run), "--out", str(target)]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert f"--out {target} is an existing file; choose another --out, or remove the file" in err
+    assert target.read_text() == "mine\n"
+
+
+def test_a_folder_with_other_files_as_out_is_refused_and_left_as_it_was(reviewed, tmp_path, capfd):
+    run, _ = reviewed
+    target = tmp_path / "project"
+    target.mkdir()
+    (target / "README.md").write_text("# my project\n")
+    capfd.readouterr()
+    assert main(["export", str(run), "--out", str(target)]) == 2
+    _, err = capfd.readouterr()
+    assert (
+        err.count("\n") == 1 and f"--out {target} is a folder that holds files an export did not write" in err
+    )
+    assert "choose another --out" in err and "remove that folder" in err
+    assert [p.name for p in target.iterdir()] == ["README.md"]
+    assert (target / "README.md").read_text() == "# my project\n"
+
+
+def test_an_earlier_export_is_replaced_whole(reviewed, tmp_path, capfd):
+    run, _ = reviewed
+    target = tmp_path / "e"
+    assert main(["export", str(run), "--out", str(target)]) == 0
+    assert main(["export", str(run), "--out", str(target), "--format", "hf"]) == 0
+    assert not (target / "data.jsonl").exists()  # no file of the earlier format stays
+    assert (target / "state.json").exists() and (target / "README.md").exists()
+    assert main(["export", str(run), "--out", str(target), "--format", "parquet"]) == 0
+    assert sorted(p.name for p in target.iterdir()) == ["README.md", "train.parquet"]
+    # An earlier export with a file added by hand is no longer only an export.
+    (target / "notes.txt").write_text("keep me")
+    capfd.readouterr()
+    assert main(["export", str(run), "--out", str(target)]) == 2
+    assert (target / "notes.txt").read_text() == "keep me" and (target / "train.parquet").exists()
+
+
+def test_an_empty_folder_is_a_fine_out(reviewed, tmp_path):
+    run, _ = reviewed
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(run), "--out", str(tmp_path / "empty")]) == 0
+    assert (tmp_path / "empty" / "data.jsonl").exists()
+
+
+def test_the_dataset_card_names_no_local_folder(reviewed, tmp_path, monkeypatch, capfd):
+    run, _ = reviewed
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the pipeline file lies outside the working directory
+    assert main(["export", str(run), "--out", str(tmp_path / "card-check")]) == 0
+    card = (tmp_path / "card-check" / "README.md").read_text()
+    assert str(tmp_path) not in card and "pipeline `r.yaml`" in card

@@ -6,10 +6,11 @@ The model is converted once a session (conftest's shared models folder) and load
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from synthdistill.config import TeacherConfig
-from synthdistill.models import checkpoint_hash, resolve_model
+from synthdistill.models import checkpoint_hash, model_hash
 from synthdistill.teachers.base import Request, Response
 from synthdistill.teachers.local import TransformersBackend
 
@@ -150,10 +151,20 @@ def test_the_same_seed_draws_the_same_samples_and_another_seed_others() -> None:
     assert draw(seed=8) != first
 
 
-def test_identity_names_the_model_and_its_checkpoint_hash() -> None:
+def test_identity_names_the_model_and_its_weights_hash() -> None:
     backend = TransformersBackend(TeacherConfig())
 
-    assert backend.identity() == f"smollm2-135m@{checkpoint_hash(resolve_model('smollm2-135m'))}"
+    assert backend.identity() == f"smollm2-135m@{model_hash('smollm2-135m')}"
+
+
+def test_an_adapters_identity_changes_with_its_weights(tmp_path: Path) -> None:
+    from model_helpers import make_adapter
+
+    adapter = make_adapter(tmp_path / "student", seed=0)
+    first = TransformersBackend(TeacherConfig(model=str(adapter))).identity()
+    assert first == f"{adapter}@{checkpoint_hash(adapter)}"
+    make_adapter(adapter, seed=1)  # retrained in place: never answered from its old self
+    assert TransformersBackend(TeacherConfig(model=str(adapter))).identity() != first
 
 
 def test_generate_options_pass_through_to_generate() -> None:

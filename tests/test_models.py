@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
@@ -12,7 +13,15 @@ import pytest
 
 from synthdistill import models
 from synthdistill.errors import TeacherError
-from synthdistill.models import checkpoint_hash, load_causal_lm, resolve_model
+from synthdistill.models import (
+    adapter_base,
+    checkpoint_hash,
+    is_adapter,
+    load_causal_lm,
+    load_tokenizer,
+    model_hash,
+    resolve_model,
+)
 
 
 def test_embedded_alias_resolves_to_a_converted_loadable_checkpoint(synthdistill_home: Path) -> None:
@@ -131,6 +140,93 @@ def test_checkpoint_hash_of_a_folder_without_weights_is_an_error(tmp_path: Path)
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(TeacherError, match="no weight files"):
         checkpoint_hash(tmp_path)
+
+
+def test_an_adapter_folder_resolves_as_is_and_loads_merged_into_its_base(tmp_path: Path) -> None:
+    import torch
+    from model_helpers import make_adapter
+    from peft import PeftModel
+
+    adapter = make_adapter(tmp_path / "adapter")
+    assert is_adapter(adapter) and resolve_model(str(adapter)) == adapter
+    assert adapter_base(adapter) == "smollm2-135m"
+
+    model, tokenizer = load_causal_lm(adapter, "cpu")
+    assert not isinstance(model, PeftModel), "generation should run on the merged model"
+    assert not model.training and tokenizer.padding_side == "left" and tokenizer.chat_template
+    base, _ = load_causal_lm(resolve_model("smollm2-135m"), "cpu")
+    ids = tokenizer("What is 2 + 3?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        plain = base(ids).logits
+        expected = PeftModel.from_pretrained(base, adapter)(ids).logits
+        merged = model(ids).logits
+    assert torch.allclose(merged, expected, atol=1e-4)
+    assert not torch.allclose(merged, plain, atol=1e-3), "the adapter changed nothing"
+
+
+def test_an_adapters_hash_covers_its_own_weights_and_its_base(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    (base / "model.safetensors").write_bytes(b"\x01" * 100)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    (adapter / "adapter_model.safetensors").write_bytes(b"\x02" * 100)
+    first = checkpoint_hash(adapter)
+    assert model_hash(str(adapter)) == first
+
+    (adapter / "adapter_model.safetensors").write_bytes(b"\x03" * 100)  # the student, retrained
+    retrained = checkpoint_hash(adapter)
+    assert retrained != first
+    (base / "model.safetensors").write_bytes(b"\x04" * 100)  # the same adapter over another base
+    assert checkpoint_hash(adapter) not in (first, retrained)
+
+
+def test_an_adapter_that_names_no_base_is_refused_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"\x01")
+    assert resolve_model(str(tmp_path)) == tmp_path
+    with pytest.raises(TeacherError, match=r"names no base model \(base_model_name_or_path"):
+        checkpoint_hash(tmp_path)
+
+
+def test_the_embedded_models_hash_is_known_without_converting_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = tmp_path / "fresh-home"
+    fresh.mkdir()
+    monkeypatch.setenv("SYNTHDISTILL_HOME", str(fresh))
+    first = model_hash("smollm2-135m")
+    assert model_hash("smollm2-135m") == first and len(first) == 16
+    assert list(fresh.iterdir()) == [], "hashing the embedded model wrote under SYNTHDISTILL_HOME"
+
+
+def test_the_embedded_models_hash_follows_its_gguf_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gguf = tmp_path / "SmolLM2.gguf"
+    monkeypatch.setattr(models, "_embedded_file", lambda alias, embedded: gguf)
+    gguf.write_bytes(b"\x01" * 100)
+    first = model_hash("smollm2-135m")
+    gguf.write_bytes(b"\x02" * 100)  # same name and size, other weights
+    assert model_hash("smollm2-135m") != first
+
+
+def test_the_tokenizer_of_an_unconverted_embedded_model_is_read_from_its_gguf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import AutoTokenizer
+
+    converted = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m"))
+    fresh = tmp_path / "fresh-home"
+    fresh.mkdir()
+    monkeypatch.setenv("SYNTHDISTILL_HOME", str(fresh))
+    from_gguf = load_tokenizer("smollm2-135m")
+    assert list(fresh.iterdir()) == [], "the model was converted for its tokenizer"
+    text = "Natalia sold 48 clips in April. The answer is 72."
+    assert from_gguf(text)["input_ids"] == converted(text)["input_ids"]
+    assert from_gguf.chat_template == converted.chat_template
 
 
 def _resolve_in_child(home: str, results: Any) -> None:

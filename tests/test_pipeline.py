@@ -128,13 +128,19 @@ def test_editing_the_template_reruns_generate_with_new_calls(project):
     manifest = run(path)
     assert [s.status for s in manifest.stages] == ["done", "done", "done"]
     assert manifest.teacher.calls == 12 and manifest.teacher.cache_hits == 0
+    # Each stage says why it ran again.
+    assert [s.reason for s in manifest.stages] == [
+        "template cot_rationale.j2 changed",
+        "an earlier stage changed",
+        "an earlier stage changed",
+    ]
 
 
 def test_cache_answers_a_fresh_run_folder(project):
     path, _server = project
     run(path)
     manifest = run(path, run_name="t2")
-    assert manifest.teacher.calls == 0 and manifest.teacher.cache_hits == 36
+    assert manifest.teacher.calls == 0 and manifest.teacher.cache_hits == 12
     assert [s.status for s in manifest.stages] == ["done"] * 3
 
 
@@ -152,8 +158,10 @@ def test_failed_generate_resumes_without_repeating_finished_records(project):
         run(path)
     manifest = json.loads(Path("outputs/t/manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["stages"][0]["status"] == "failed"
-    # The inputs finished before the failure were written when the stage stopped.
-    written = len(list(read_records(Path("outputs/t/01-generate/records.jsonl"))))
+    # The inputs finished before the failure were written when the stage stopped, to the stage's partial
+    # file: the stage file itself is replaced only when the stage completes.
+    assert not Path("outputs/t/01-generate/records.jsonl").exists()
+    written = len(list(read_records(Path("outputs/t/01-generate/records.jsonl.partial"))))
     assert written >= 1
     server.required_key = None
     server.responder = responder
@@ -162,8 +170,9 @@ def test_failed_generate_resumes_without_repeating_finished_records(project):
     assert resumed.status == "done"
     records = list(read_records(Path("outputs/t/01-generate/records.jsonl")))
     assert len(records) == 12 and len({r.id for r in records}) == 12
+    assert not Path("outputs/t/01-generate/records.jsonl.partial").exists()
     # Written inputs are not asked again; what was paid for but not written came from the cache.
-    assert resumed.teacher.calls + resumed.teacher.cache_hits / 3 == 12 - written
+    assert resumed.teacher.calls + resumed.teacher.cache_hits == 12 - written
     assert server.stats.by_path["/v1/chat/completions"] <= 12 - 6
 
 
@@ -275,7 +284,7 @@ def test_editing_a_template_recalls_only_the_records_whose_prompt_changed(projec
     server.reset_stats()
     manifest = run(path)
     assert server.stats.by_path["/v1/chat/completions"] == big
-    assert manifest.teacher.cache_hits == (12 - big) * 3
+    assert manifest.teacher.cache_hits == 12 - big
 
 
 def test_dry_run_counts_calls_against_the_cache_and_sends_and_writes_nothing(project, capfd):
@@ -304,6 +313,80 @@ def test_dry_run_counts_calls_against_the_cache_and_sends_and_writes_nothing(pro
     assert [p.planned.samples if p.planned else None for p in again] == [0, 0, 0]
     assert again[0].planned is not None and again[0].planned.cached == 36
     assert [p.inputs for p in again] == [12, 12, 36]
+
+
+LOCAL_TEACHER = """
+name: local
+seed: 0
+teacher: {backend: transformers, model: smollm2-135m}
+data: {source: builtin:arith, split: {train: 2, test: 2}}
+stages:
+  - generate: {template: cot_rationale.j2, n: 1, max_tokens: 8}
+"""
+
+
+def test_dry_run_in_a_fresh_home_converts_no_model_and_writes_nothing(tmp_path, monkeypatch, capfd):
+    from synthdistill.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "fresh-home"
+    home.mkdir()
+    monkeypatch.setenv("SYNTHDISTILL_HOME", str(home))
+    path = tmp_path / "local.yaml"
+    path.write_text(LOCAL_TEACHER)
+    before = sorted(tmp_path.rglob("*"))
+
+    assert main(["run", str(path), "--dry-run"]) == 0
+
+    assert "dry run" in capfd.readouterr().err
+    assert sorted(tmp_path.rglob("*")) == before
+    assert list(home.iterdir()) == [] and not Path("outputs").exists()
+
+
+@pytest.mark.slow
+def test_dry_run_prices_a_local_teacher_against_the_cache_its_real_run_filled(tmp_path, monkeypatch):
+    from synthdistill.dryrun import plan_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "local.yaml"
+    path.write_text(LOCAL_TEACHER)
+    (before,) = plan_pipeline(load_pipeline(path), RunOptions())
+    assert before.planned is not None and (before.planned.cached, before.planned.samples) == (0, 2)
+
+    assert run(path).status == "done"
+
+    (after,) = plan_pipeline(load_pipeline(path), RunOptions())
+    assert after.planned is not None and (after.planned.cached, after.planned.samples) == (2, 0)
+
+
+def test_clean_removes_the_stage_folders_the_pipeline_no_longer_has_and_nothing_else(project, capfd):
+    from synthdistill.cli import main
+
+    path, _server = project
+    assert main(["run", str(path)]) == 0
+    folder = Path("outputs/t")
+    # What a user may keep in a run folder: a folder named like a stage's but for no stage, a file.
+    (folder / "2024-plots").mkdir()
+    (folder / "07-filter.txt").write_text("mine")
+    path.write_text(path.read_text().replace("  - filter: {critics: [answer_match]}\n", ""))
+    capfd.readouterr()
+
+    assert main(["run", str(path)]) == 0
+    err = capfd.readouterr().err
+    named = [line for line in err.splitlines() if "--clean" in line]
+    assert len(named) == 1 and "03-filter" in named[0], err
+    assert (folder / "03-filter" / "records.jsonl").is_file()
+
+    assert main(["run", str(path), "--clean"]) == 0
+    assert "--clean" not in capfd.readouterr().err
+    assert not (folder / "03-filter").exists()
+    assert {p.name for p in folder.iterdir() if p.is_dir()} == {
+        "01-generate",
+        "02-self_consistency",
+        "2024-plots",
+        "dataset",
+    }
+    assert (folder / "07-filter.txt").read_text() == "mine"
 
 
 def test_a_run_that_keeps_nothing_still_writes_an_empty_dataset(project):
@@ -344,3 +427,18 @@ LIMIT = 1000
     edited = run(path)
     assert [s.status for s in edited.stages] == ["skipped", "skipped", "done"]
     assert edited.stages[2].records_out == 0 and edited.teacher.calls == 0
+
+
+def test_a_run_that_fails_mid_stage_leaves_the_last_good_runs_files_as_they_were(project):
+    path, server = project
+    assert run(path).status == "done"
+    folder = Path("outputs/t")
+    before = {p: p.read_bytes() for p in folder.rglob("*.jsonl") if p.name != "failed_requests.jsonl"}
+    # A changed template re-runs generate; the teacher then refuses every request (a hard 401).
+    prompt = Path("prompts/cot_rationale.j2")
+    prompt.write_text(prompt.read_text() + "\nBe brief.\n")
+    server.required_key = "locked"
+    with pytest.raises(TeacherError):
+        run(path)
+    after = {p: p.read_bytes() for p in folder.rglob("*.jsonl") if p.name != "failed_requests.jsonl"}
+    assert {p: b for p, b in after.items() if not p.name.endswith(".partial")} == before

@@ -18,8 +18,8 @@ from synthdistill.config import load_pipeline
 from synthdistill.errors import RunError
 from synthdistill.pipeline import RunOptions, run_pipeline
 from synthdistill.records import Record, Verdict
-from synthdistill.review.index import ReviewIndex
-from synthdistill.review.query import Filters
+from synthdistill.review.index import INDEX_FILE, ReviewIndex
+from synthdistill.review.query import Filters, GroupQuery
 from synthdistill.review.server import TOKEN_HEADER, ReviewServer
 from synthdistill.runs.decisions import (
     DecisionEntry,
@@ -28,7 +28,7 @@ from synthdistill.runs.decisions import (
     decisions_digest,
     load_decisions,
 )
-from synthdistill.runs.folder import read_records
+from synthdistill.runs.folder import Manifest, RecordWriter, RunFolder, StageManifest, read_records
 from synthdistill.runs.view import open_run
 
 
@@ -149,6 +149,47 @@ def test_index_is_kept_and_only_a_changed_stage_file_is_indexed_again(review_run
     index.close()
 
 
+def test_an_index_of_an_older_schema_is_built_again_whole(review_run):
+    _, run, _ = review_run
+    ReviewIndex.open(open_run(run))[0].close()
+    import sqlite3
+
+    with sqlite3.connect(run / INDEX_FILE) as db:
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    index, build = ReviewIndex.open(open_run(run))
+    assert build.stages_indexed == ["01-generate", "02-self_consistency", "03-filter"]
+    assert index.group(GroupQuery(record=filter_records(run)[0].id))["total"] == 3
+    index.close()
+
+
+def test_a_group_is_one_question_else_one_parent_else_one_input(tmp_path):
+    def record(id, input, parent=None):
+        return Record(id=id, input=input, parent_id=parent)
+
+    records = [
+        record("q1", {"question": "same?"}, parent="p1"),
+        record("x1", {"instruction": "a"}, parent="p1"),
+        record("q2", {"question": "same?"}, parent="p2"),  # another parent, the same question
+        record("x2", {"instruction": "b"}, parent="p1"),  # the same parent, no question
+        record("y1", {"instruction": "a"}),
+        record("y2", {"instruction": "a"}),  # no question, no parent: the same input
+    ]
+    folder = RunFolder(tmp_path / "run")
+    with RecordWriter(folder.stage_dir("01-generate") / "records.jsonl") as writer:
+        writer.write(records)
+    stage = StageManifest(name="generate", folder="01-generate", status="done", records_out=6)
+    folder.write_manifest(Manifest(name="run", pipeline="p.yaml", status="done", stages=[stage]))
+    index, _ = ReviewIndex.open(open_run(tmp_path / "run"))
+
+    def members(record_id):
+        return [row["record"]["id"] for row in index.group(GroupQuery(record=record_id))["records"]]
+
+    assert members("q2") == ["q1", "q2"]
+    assert members("x1") == ["x1", "x2"]
+    assert members("y2") == ["y1", "y2"]
+    index.close()
+
+
 # ---- server
 
 
@@ -178,6 +219,71 @@ def test_api_pages_filters_and_saves_decisions_that_survive_a_restart(served):
     with ReviewServer(run) as again:
         page = httpx.get(f"{again.url}api/records", params={"decision": "accepted"}).json()
         assert page["records"][0]["record"]["id"] == target
+
+
+def test_group_endpoint_returns_a_questions_samples_in_file_order_with_kept_and_verdicts(served):
+    _, run, server = served
+    client = httpx.Client(base_url=server.url)
+    records = filter_records(run)
+    question = records[4].input["question"]
+    expected = [r for r in records if r.input["question"] == question]
+    assert len(expected) == 3  # self_consistency hands on each of the 3 rationales, the filter keeps one
+    anchor = expected[1]
+    group = client.get("/api/group", params={"record": anchor.id, "stage": "03-filter"}).json()
+    assert (group["stage"], group["record"], group["total"], group["kept"]) == ("03-filter", anchor.id, 3, 1)
+    assert group["position"] == 1 and (group["offset"], group["limit"]) == (0, 50)
+    rows = group["records"]
+    assert [row["record"]["id"] for row in rows] == [r.id for r in expected]
+    assert [row["line"] for row in rows] == sorted(row["line"] for row in rows)
+    assert [row["record"]["kept"] for row in rows] == [r.kept for r in expected]
+    assert sum(r.kept for r in expected) == 1
+    assert [row["record"]["verdicts"]["answer_match"]["passed"] for row in rows] == [r.kept for r in expected]
+    assert [row["record"]["agreement"] for row in rows] == [r.agreement for r in expected]
+    assert {row["record"]["parent_id"] for row in rows} == {anchor.parent_id}
+    assert all(row["decision"] is None for row in rows)
+    # Without a stage: the last stage that holds the record; a stage before it has the same samples.
+    assert client.get("/api/group", params={"record": anchor.id}).json()["stage"] == "03-filter"
+    earlier = client.get("/api/group", params={"record": anchor.id, "stage": "02-self_consistency"}).json()
+    assert [row["record"]["id"] for row in earlier["records"]] == [r.id for r in expected]
+    assert all(row["record"]["verdicts"] == {} for row in earlier["records"])
+    # generate: one record of the question, holding all its samples.
+    generated = client.get("/api/group", params={"record": anchor.parent_id}).json()
+    assert generated["stage"] == "01-generate" and generated["total"] == 1
+    assert len(generated["records"][0]["record"]["samples"]) == 3
+
+    # A decision made for one sample (the same endpoint the list uses) comes back in its group.
+    saved = client.post(
+        "/api/decisions",
+        json={"record_id": expected[2].id, "stage": "03-filter", "action": "accept"},
+        headers={TOKEN_HEADER: server.token},
+    )
+    assert saved.status_code == 200
+    rows = client.get("/api/group", params={"record": anchor.id, "stage": "03-filter"}).json()["records"]
+    assert [row["decision"] and row["decision"]["status"] for row in rows] == [None, None, "accepted"]
+
+
+def test_group_endpoint_pages_like_the_list_and_refuses_bad_queries(served):
+    _, run, server = served
+    client = httpx.Client(base_url=server.url)
+    record = filter_records(run)[0]
+    pages = [
+        client.get("/api/group", params={"record": record.id, "offset": offset, "limit": 2}).json()
+        for offset in (0, 2, 4)
+    ]
+    assert [page["total"] for page in pages] == [3, 3, 3]
+    assert [len(page["records"]) for page in pages] == [2, 1, 0]
+    assert [page["offset"] for page in pages] == [0, 2, 4]
+    whole = client.get("/api/group", params={"record": record.id}).json()["records"]
+    assert [row["record"]["id"] for page in pages for row in page["records"]] == [
+        row["record"]["id"] for row in whole
+    ]
+    missing = client.get("/api/group", params={"record": "nope"})
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]
+    wrong_stage = client.get("/api/group", params={"record": record.id, "stage": "01-generate"})
+    assert wrong_stage.status_code == 404 and "01-generate" in wrong_stage.json()["error"]
+    for params in ({}, {"record": record.id, "limit": 201}, {"record": record.id, "order": "desc"}):
+        bad = client.get("/api/group", params=params)
+        assert bad.status_code == 400 and bad.json()["error"]
 
 
 def test_writes_need_the_session_token_and_the_same_origin(served):
@@ -218,6 +324,15 @@ def test_another_host_needs_a_token_for_every_request(review_run):
         assert httpx.get(f"{base}api/meta").status_code == 403
         assert httpx.get(base).status_code == 403
         assert httpx.get(f"{base}api/meta", headers={TOKEN_HEADER: token}).status_code == 200
+        record_id = filter_records(run)[0].id
+        assert httpx.get(f"{base}api/group", params={"record": record_id}).status_code == 403
+        wrong = httpx.get(f"{base}api/group", params={"record": record_id}, headers={TOKEN_HEADER: "x" * 32})
+        assert wrong.status_code == 403
+        group = httpx.get(f"{base}api/group", params={"record": record_id}, headers={TOKEN_HEADER: token})
+        assert group.status_code == 200 and group.json()["total"] == 3
+        assert "script-src 'self'" in group.headers["content-security-policy"]
+        by_address = httpx.get(f"{base}api/group", params={"record": record_id, "token": token})
+        assert by_address.status_code == 200
         assert token in httpx.get(f"{base}?token={token}").text
 
 
@@ -241,6 +356,7 @@ def test_rerun_honours_reject_edit_and_accept_without_calling_the_teacher(review
     manifest = rerun(path)
     assert server.stats.requests == before
     assert [s.status for s in manifest.stages] == ["skipped", "done", "done"]
+    assert manifest.stages[1].reason == "review decisions changed"
     from datasets import load_from_disk
 
     dataset = load_from_disk(str(run / "dataset"))

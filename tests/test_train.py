@@ -143,8 +143,6 @@ def test_a_few_steps_change_the_weights_lower_the_loss_and_drop_a_leaked_questio
 ):
     from safetensors.torch import load_file
 
-    from synthdistill.models import resolve_model
-
     monkeypatch.chdir(tmp_path)
     options = (
         "{max_steps: 4, batch_size: 4, epochs: 10, learning_rate: 2e-3, max_length: 128, lora: {r: 4}, "
@@ -152,7 +150,7 @@ def test_a_few_steps_change_the_weights_lower_the_loss_and_drop_a_leaked_questio
     )
     path = write_pipeline(tmp_path, options, train=2)
     leaking_file(tmp_path, path)
-    code = main(["run", str(path)])
+    code = main(["run", str(path), "--limit", "2"])
     _, err = capfd.readouterr()
     assert code == 0, err
     assert "01-train: 1 training examples have a question of the test split" in err
@@ -160,11 +158,12 @@ def test_a_few_steps_change_the_weights_lower_the_loss_and_drop_a_leaked_questio
     assert details["leaks"] == 1 and details["records"] == 3 and details["steps"] == 4
     assert details["losses"][-1] < details["losses"][0], details["losses"]
     model = Path("outputs/tr/01-train/model")
-    student = load_file(model / "model.safetensors")
-    base = load_file(resolve_model("smollm2-135m") / "model.safetensors")
-    assert any(not base[name].equal(student[name]) for name in base if name in student)
+    # peft starts every B matrix at zero: a trained adapter has moved some away from it.
+    adapter = load_file(model / "adapter_model.safetensors")
+    assert any(tensor.abs().sum() > 0 for name, tensor in adapter.items() if "lora_B" in name)
     card = (model / "README.md").read_text()
     assert "builtin:arith" in card and "leaks of the test split found: 1" in card
+    assert "--limit 2 (each split cut to its first 2)" in card and str(tmp_path) not in card
     assert not Path("outputs/tr/01-train/checkpoints").exists()  # removed once training finished
 
 
@@ -250,4 +249,49 @@ def test_training_killed_after_a_checkpoint_resumes_and_ends_at_the_same_step(tm
     assert details["steps"] == 3
     state = json.loads((checkpoints / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3 and state["max_steps"] == 3
-    assert Path("outputs/tr/01-train/model/model.safetensors").is_file()
+    assert Path("outputs/tr/01-train/model/adapter_model.safetensors").is_file()
+
+
+GENERATE_THEN_TRAIN = """
+name: {name}
+seed: 0
+teacher: {{backend: openai, model: scripted, api_base: "{url}"}}
+data: {{source: builtin:arith, split: {{train: 4, test: 2}}}}
+stages:
+  - generate: {{n: 1}}
+  - train: {{max_steps: 2, batch_size: 4, learning_rate: 2e-3, lora: {{r: 4}}, merge: {merge}}}
+"""
+
+
+@pytest.mark.slow
+def test_a_lora_student_is_saved_as_its_adapter_unless_merge_asks_for_the_whole_model(tmp_path, monkeypatch):
+    import torch
+
+    from synthdistill.models import adapter_base, is_adapter, load_causal_lm
+    from synthdistill.testing.scripted_server import ScriptedServer
+
+    monkeypatch.chdir(tmp_path)
+    with ScriptedServer(
+        responder=lambda messages, params, index: "Two and three.\nThe answer is 5."
+    ) as server:
+        for name, merge in (("adapter", "false"), ("merged", "true")):
+            path = tmp_path / f"{name}.yaml"
+            path.write_text(GENERATE_THEN_TRAIN.format(name=name, url=server.url, merge=merge))
+            assert run_pipeline(load_pipeline(path), RunOptions()).status == "done"
+
+    adapter, merged = Path("outputs/adapter/02-train/model"), Path("outputs/merged/02-train/model")
+    assert is_adapter(adapter) and adapter_base(adapter) == "smollm2-135m"
+    assert not (adapter / "model.safetensors").exists()
+    assert {"tokenizer.json", "README.md", "synthdistill-card.json"} <= {p.name for p in adapter.iterdir()}
+    size = sum(p.stat().st_size for p in adapter.iterdir())
+    assert size < 30e6, f"the adapter folder takes {size / 1e6:.0f} MB"
+    assert not is_adapter(merged) and (merged / "model.safetensors").stat().st_size > 400e6
+    card = (adapter / "README.md").read_text()
+    assert "library_name: peft" in card and "LoRA adapter alone" in card and str(tmp_path) not in card
+    assert "library_name: transformers" in (merged / "README.md").read_text()
+
+    # The same training, seeded alike: the adapter loaded over its base is the merged model.
+    (from_adapter, tokenizer), (whole, _) = load_causal_lm(adapter, "cpu"), load_causal_lm(merged, "cpu")
+    ids = tokenizer("What is 12 + 30?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(from_adapter(ids).logits, whole(ids).logits, atol=1e-4)

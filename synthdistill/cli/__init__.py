@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -32,19 +33,38 @@ EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
 app = typer.Typer(
     name="synthdistill",
     help="Distil large language models through their outputs: generate, filter, train, evaluate.",
+    epilog="Examples:\n\nsynthdistill run pipelines/cot.yaml\n\nsynthdistill inspect outputs/cot-arith",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,  # tracebacks never print locals: they may hold API keys
 )
-app.command()(run.run)
-app.command()(run.validate)
-app.command()(run.plugins)
-app.command()(runs.review)
-app.command("inspect")(runs.inspect_command)
-app.command("export")(runs.export_command)
-app.command("evaluate")(evaluate.evaluate_command)
+app.command(epilog=run.RUN_EXAMPLES)(run.run)
+app.command(epilog=run.VALIDATE_EXAMPLES)(run.validate)
+app.command(epilog=run.PLUGINS_EXAMPLES)(run.plugins)
+app.command(epilog=runs.REVIEW_EXAMPLES)(runs.review)
+app.command("inspect", epilog=runs.INSPECT_EXAMPLES)(runs.inspect_command)
+app.command("export", epilog=runs.EXPORT_EXAMPLES)(runs.export_command)
+app.command("evaluate", epilog=evaluate.EVALUATE_EXAMPLES)(evaluate.evaluate_command)
 app.add_typer(cache.app, name="cache")
 app.add_typer(critic.app, name="critic")
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the traceback of an error instead of its one line (anywhere on the line; "
+            "SYNTHDISTILL_DEBUG=1 does the same).",
+        ),
+    ] = False,
+) -> None:
+    """Options of every command; `main` reads --debug itself, so it works after a command's name too."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         if debug:
             raise
-        hint = f" (see synthdistill {exc.ctx.command_path.split(' ', 1)[-1]} --help)" if exc.ctx else ""
+        hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
         _error(f"{exc.format_message()}{hint}".replace("\n", " "))
         return EXIT_BAD_INPUT
     except SynthdistillError as exc:
@@ -72,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(str(exc).replace("\n", " "))
         return EXIT_BAD_INPUT
-    except (KeyboardInterrupt, typer.Abort):
+    except (KeyboardInterrupt, typer.Abort):  # `run` turns its Ctrl-C into an Abort
         _error("interrupted; run the same command again to resume")
         return EXIT_INTERRUPTED
     return EXIT_OK
@@ -80,3 +100,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _error(message: str) -> None:
     sys.stderr.write(f"synthdistill: error: {message}\n")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"synthdistill {version('synthdistill')}")
+        raise typer.Exit()

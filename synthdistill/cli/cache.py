@@ -6,10 +6,14 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Inspect or clear the teacher call cache.", no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect or clear the teacher call cache.",
+    epilog="Example:\n\nsynthdistill cache stats",
+    no_args_is_help=True,
+)
 
 
-@app.command("stats")
+@app.command("stats", epilog="Example:\n\nsynthdistill cache stats")
 def cache_stats() -> None:
     """Print the call cache's location, size and entries per model as JSON."""
     import json
@@ -22,7 +26,9 @@ def cache_stats() -> None:
     cache.close()
 
 
-@app.command("clear")
+@app.command(
+    "clear", epilog="Examples:\n\nsynthdistill cache clear --model scripted\n\nsynthdistill cache clear"
+)
 def cache_clear(
     model: Annotated[str | None, typer.Option(help="Clear only this model's entries.")] = None,
 ) -> None:

@@ -7,15 +7,26 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Train critics on labelled records.", no_args_is_help=True)
+app = typer.Typer(
+    help="Train critics on labelled records.",
+    epilog="Example:\n\nsynthdistill critic train outputs/cot-arith --from-review",
+    no_args_is_help=True,
+)
 
 
-@app.command("train")
+@app.command(
+    "train",
+    epilog="Examples:\n\nsynthdistill critic train outputs/cot-arith --from-review\n\n"
+    "synthdistill critic train outputs/cot-arith --labels labels.jsonl --field rationale",
+)
 def critic_train(
     run_dir: Annotated[
         Path,
         typer.Argument(
-            help="Run folder (outputs/<name>); the model is saved in it.", exists=True, file_okay=False
+            help="Run folder (outputs/<name>); the model is saved in it.",
+            metavar="RUN",
+            exists=True,
+            file_okay=False,
         ),
     ],
     labels: Annotated[

@@ -8,6 +8,12 @@ from typing import Annotated
 
 import typer
 
+EVALUATE_EXAMPLES = """Examples:
+
+synthdistill evaluate --model outputs/cot-arith/04-train/model --data test.jsonl --base smollm2-135m
+
+synthdistill evaluate --model smollm2-135m --data gsm8k/test.jsonl --field answer=answer --limit 50"""
+
 
 def evaluate_command(
     model: Annotated[

@@ -13,7 +13,10 @@ EXIT_FAILURES = 1
 """A run that stopped (budget, ...) or left requests that failed after all retries."""
 
 PipelineArg = Annotated[
-    Path, typer.Argument(help="Pipeline YAML file.", exists=True, dir_okay=False, readable=True)
+    Path,
+    typer.Argument(
+        help="Pipeline YAML file.", metavar="PIPELINE", exists=True, dir_okay=False, readable=True
+    ),
 ]
 SetOption = Annotated[
     list[str] | None,
@@ -25,6 +28,21 @@ SetOption = Annotated[
 ]
 
 
+RUN_EXAMPLES = """Examples:
+
+synthdistill run pipelines/cot.yaml
+
+synthdistill run pipelines/cot.yaml --limit 10 --set generate.n=2 --run-name cot-small
+
+synthdistill run pipelines/cot.yaml --dry-run"""
+VALIDATE_EXAMPLES = """Example:
+
+synthdistill validate pipelines/cot.yaml --set generate.n=8"""
+PLUGINS_EXAMPLES = """Example:
+
+synthdistill plugins"""
+
+
 def run(
     pipeline: PipelineArg,
     limit: Annotated[
@@ -32,7 +50,12 @@ def run(
     ] = None,
     overrides: SetOption = None,
     run_name: Annotated[
-        str | None, typer.Option(help="Run folder name; default the pipeline's name.", rich_help_panel="Run")
+        str | None,
+        typer.Option(
+            help="Run folder name under outputs/ (a plain name, no path); default the pipeline's name.",
+            callback=_plain_run_name,
+            rich_help_panel="Run",
+        ),
     ] = None,
     force: Annotated[
         bool,
@@ -54,6 +77,14 @@ def run(
             rich_help_panel="Run",
         ),
     ] = False,
+    clean: Annotated[
+        bool,
+        typer.Option(
+            help="Remove the stage folders (NN-<stage>) of earlier pipeline shapes that this pipeline no "
+            "longer has, once the run is done.",
+            rich_help_panel="Run",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline: each stage is skipped, resumed or re-run by its fingerprint."""
     from rich.console import Console
@@ -62,12 +93,13 @@ def run(
         critics_tables,
         metrics_table,
         progress_bars,
+        rerun_lines,
         rounds_tables,
         stage_warnings,
         summary_table,
     )
     from synthdistill.config import load_pipeline
-    from synthdistill.pipeline import RunOptions, run_pipeline
+    from synthdistill.pipeline import RunOptions, run_pipeline, stale_stage_folders
 
     # The libraries' own bars (conversion, tokenizing, saving) would interleave with ours.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -81,21 +113,38 @@ def run(
         console.print(plan_table(plan_pipeline(loaded, RunOptions(limit=limit, run_name=run_name))))
         return
     run_dir = Path(loaded.config.outputs) / (run_name or loaded.config.name)
-    _log_to(run_dir / "run.log")
     progress, hook = progress_bars(console)
-    options = RunOptions(limit=limit, run_name=run_name, force=force, resume=resume, progress=hook)
+    options = RunOptions(
+        limit=limit, run_name=run_name, force=force, resume=resume, progress=hook, clean=clean
+    )
+    # The run's log starts once the run folder is claimed: a run refused before leaves no trace there.
+    options.on_claim = lambda root: _log_to(root / "run.log")
     try:
         manifest = run_pipeline(loaded, options)
+    except KeyboardInterrupt:
+        # typer turns a Ctrl-C into a silent exit 130; an Abort reaches main, which says how to resume.
+        raise typer.Abort() from None
     finally:
         if progress.live.is_started:
             progress.stop()
+        _stop_logging()
     console.print(summary_table(manifest))
+    for line in rerun_lines(manifest):
+        console.print(line, soft_wrap=True)
     for table in [*critics_tables(manifest), *rounds_tables(manifest)]:
         console.print(table)
     for warning in stage_warnings(manifest):
         console.print(f"[yellow]{warning}[/yellow]")
     if manifest.metrics:
         console.print(metrics_table(manifest))
+    stale = stale_stage_folders(run_dir, loaded)
+    if stale:
+        names = ", ".join(folder.name for folder in stale)
+        console.print(
+            f"[yellow]{run_dir} holds stage folders this pipeline no longer has: {names}; run with "
+            "--clean to remove them[/yellow]",
+            soft_wrap=True,
+        )
     typer.echo(str(run_dir))
     if manifest.status == "stopped":
         console.print(
@@ -109,15 +158,23 @@ def run(
             "them[/yellow]"
         )
         raise typer.Exit(EXIT_FAILURES)
+    if manifest.warnings:
+        # A run that finished with nothing to show, or on less data than asked, is not a plain success.
+        for warning in manifest.warnings:
+            typer.echo(f"synthdistill: warning: {warning}", err=True)
+        raise typer.Exit(EXIT_FAILURES)
 
 
 def validate(pipeline: PipelineArg, overrides: SetOption = None) -> None:
-    """Check a pipeline file (keys, stages, critics, templates) without running it."""
+    """Check a pipeline file without running it: keys, stage order, templates and their variables, data,
+    models and keys; everything that needs no model call."""
+    from synthdistill import preflight
     from synthdistill.config import load_pipeline
-    from synthdistill.pipeline import check_pipeline
 
     loaded = load_pipeline(pipeline, overrides)
-    check_pipeline(loaded)
+    checked = preflight.check(loaded)
+    for note in checked.notes:
+        typer.echo(f"synthdistill: warning: {note}", err=True)
     stages = ", ".join(spec.name for spec in loaded.stages)
     typer.echo(f"{pipeline}: ok ({len(loaded.stages)} stages: {stages})")
 
@@ -130,20 +187,38 @@ def plugins() -> None:
         typer.echo(f"{kind}s: {', '.join(registry(kind).names())}")
 
 
+def _plain_run_name(value: str | None) -> str | None:
+    from synthdistill.config import run_name_problem
+
+    problem = run_name_problem(value) if value is not None else None
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
+
+
+_LOGGERS = ("synthdistill", "transformers", "trl", "peft", "datasets", "py.warnings")
+
+
 def _log_to(path: Path) -> None:
     """Send the library's logs to the run's run.log; the terminal keeps progress and tables."""
     handler = _LazyFileHandler(path, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.captureWarnings(True)  # library deprecation warnings belong in the log, not the terminal
-    for name in ("synthdistill", "transformers", "trl", "peft", "datasets", "py.warnings"):
+    _stop_logging()
+    for name in _LOGGERS:
         logger = logging.getLogger(name)
-        # A second run in one process (tests, notebooks) logs to its own run folder, not the first one's.
-        for old in [h for h in logger.handlers if isinstance(h, _LazyFileHandler)]:
-            logger.removeHandler(old)
-            old.close()
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+def _stop_logging() -> None:
+    """Close the run's log, so that later calls in this process (tests, notebooks) write nothing to it."""
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if isinstance(h, _LazyFileHandler)]:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 class _LazyFileHandler(logging.FileHandler):

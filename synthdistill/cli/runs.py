@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder, such as outputs/<name>.", metavar="RUN")]
+
+REVIEW_EXAMPLES = """Examples:
+
+synthdistill review outputs/cot-arith
+
+synthdistill review outputs/cot-arith --port 0 --no-open"""
+INSPECT_EXAMPLES = """Examples:
+
+synthdistill inspect outputs/cot-arith
+
+synthdistill inspect outputs/cot-arith --json --samples 0"""
+EXPORT_EXAMPLES = """Examples:
+
+synthdistill export outputs/cot-arith
+
+synthdistill export outputs/cot-arith --format parquet --out cot-data
+
+--out is refused when it is a file, or a folder that holds anything but an earlier export (a synthdistill \
+dataset card as README.md, beside the data files an export writes); an earlier export is replaced."""
 
 
 def review(
@@ -74,7 +94,13 @@ def export_command(
     format: Annotated[
         str, typer.Option("--format", help="jsonl, parquet, or hf (a datasets save_to_disk folder).")
     ] = "jsonl",
-    out: Annotated[Path | None, typer.Option(help="Folder to write; default RUN/export.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder to write: a new or empty one, or an earlier export, which is replaced; "
+            "default RUN/export."
+        ),
+    ] = None,
     push_to_hub: Annotated[
         str | None, typer.Option(help="Also push the dataset and its card to this hub repository.")
     ] = None,
@@ -83,5 +109,6 @@ def export_command(
     from synthdistill.export import export_run
 
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-
+    if "datasets" in sys.modules:  # imported before (a notebook, a test): it has read the variable already
+        sys.modules["datasets"].disable_progress_bars()
     typer.echo(str(export_run(run_dir, format=format, out=out, push_to_hub=push_to_hub)))

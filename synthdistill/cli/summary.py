@@ -59,13 +59,14 @@ def inspect_run(run_dir: str | Path, *, samples: int = 3) -> dict[str, Any]:
 
 def render(summary: dict[str, Any]) -> Group:
     """Rich tables of what `inspect_run` returned: stages, totals, metrics, review, samples."""
-    from synthdistill.cli.report import rounds_tables
+    from synthdistill.cli.report import metrics_table, rerun_lines, rounds_tables, summary_table
     from synthdistill.runs.folder import Manifest
 
-    manifest = summary["manifest"]
-    parts: list[Any] = [_stages_table(manifest), *rounds_tables(Manifest.model_validate(manifest))]
-    if manifest.get("metrics"):
-        parts.append(_metrics_table(manifest["metrics"]))
+    # The same tables as at the end of `synthdistill run`: the intervals and gains included.
+    manifest = Manifest.model_validate(summary["manifest"])
+    parts: list[Any] = [summary_table(manifest), *rerun_lines(manifest), *rounds_tables(manifest)]
+    if manifest.metrics:
+        parts.append(metrics_table(manifest))
     review = summary["review"]
     parts.append(
         f"review decisions: {review['accepted']} accepted, {review['rejected']} rejected, "
@@ -79,50 +80,6 @@ def render(summary: dict[str, Any]) -> Group:
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     """Draw the summary on `console`."""
     console.print(render(summary))
-
-
-def _stages_table(manifest: dict[str, Any]) -> Table:
-    title = f"run {manifest['name']} ({manifest['status']}, {manifest.get('seconds', 0):.0f} s)"
-    table = Table(title=title)
-    columns = ("stage", "status", "in", "out", "calls", "cache hits", "tokens", "cost $", "seconds")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("stage", "status") else "right", no_wrap=True)
-    for stage in manifest["stages"]:
-        table.add_row(
-            stage["folder"],
-            stage["status"],
-            str(stage["records_in"]),
-            str(stage["records_out"]),
-            *_teacher_cells(stage.get("teacher", {})),
-            f"{stage.get('seconds', 0):.1f}",
-        )
-    table.add_section()
-    table.add_row(
-        "total", "", "", "", *_teacher_cells(manifest.get("teacher", {})), f"{manifest.get('seconds', 0):.1f}"
-    )
-    return table
-
-
-def _teacher_cells(counters: dict[str, Any]) -> list[str]:
-    tokens = counters.get("prompt_tokens", 0) + counters.get("completion_tokens", 0)
-    cost = counters.get("cost_usd")
-    return [
-        str(counters.get("calls", 0)),
-        str(counters.get("cache_hits", 0)),
-        str(tokens),
-        "" if cost is None else f"{cost:.4f}",
-    ]
-
-
-def _metrics_table(metrics: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title="metrics")
-    table.add_column("model")
-    names = sorted({k for values in metrics.values() for k, v in values.items() if _is_scalar(v)})
-    for name in names:
-        table.add_column(name, justify="right")
-    for label, values in metrics.items():
-        table.add_row(label, *(_cell(values.get(name)) for name in names))
-    return table
 
 
 def _samples_table(samples: list[dict[str, Any]]) -> Table:

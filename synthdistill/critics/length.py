@@ -75,13 +75,15 @@ class Length(BaseCritic):
 
 @lru_cache(maxsize=4)
 def load_tokenizer(name: str) -> Any:
-    """The fast tokenizer of a model (alias, folder or cached hub id), loaded once; no weights are read."""
+    """The fast tokenizer of a model (alias, folder, adapter or cached hub id), loaded once; no weights are
+    read, and an embedded model is not converted for it."""
     from transformers import AutoTokenizer
 
-    from synthdistill.models import resolve_model
+    from synthdistill import models
 
-    folder = Path(name) if (Path(name) / "tokenizer.json").is_file() else resolve_model(name)
-    return AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+    if (Path(name) / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(name, use_fast=True)
+    return models.load_tokenizer(name)
 
 
 def _outside(unit: str, value: int, low: int | None, high: int | None) -> list[str]:

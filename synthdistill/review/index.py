@@ -1,18 +1,18 @@
 """The review page's query layer: a SQLite index over a run's stage files, paged on the server.
 
 The index (`outputs/<run>/.review-index.sqlite`) holds one small row per record of every stage file:
-the columns the page filters and sorts on (stage, kept, agreement, rationale length) and where the
-record's line lies in its file; each critic's verdict as a row of its own (so filtering works for any
-critic, built-in or plugin); and a contentless FTS5 table per stage file for full-text search. The
-record itself is read from the stage file by offset when a page shows it, so the index stays small
-and never disagrees with the data.
+the columns the page filters and sorts on (stage, kept, agreement, rationale length), the key of the
+question it answers (the side-by-side view's group), and where the record's line lies in its file; each
+critic's verdict as a row of its own (so filtering works for any critic, built-in or plugin); and a
+contentless FTS5 table per stage file for full-text search. The record itself is read from the stage
+file by offset when a page shows it, so the index stays small and never disagrees with the data.
 
 It is built once and kept: each stage file's size and mtime are stored, and a stage file that changed
 (a re-run) is indexed again on the next open; the others are left as they are. Records are read as
 plain JSON, not validated, so fields that other stages add are shown as they are.
 
-This module holds the index as the server uses it (open, refresh, decisions, pages, stats); tables.py
-its schema and how a stage file becomes rows; query.py the page's filters and the SQL they become.
+This module holds the index as the server uses it (open, refresh, decisions, pages, groups, stats);
+tables.py its schema and how a stage file becomes rows; query.py the page's queries and their SQL.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthdistill.review.query import FILTER_FIELDS, Filters, conditions, ordering
+from synthdistill.review.query import FILTER_FIELDS, Filters, GroupQuery, conditions, ordering
 from synthdistill.review.tables import create_schema, forget, index_stage, schema_current
 from synthdistill.runs.decisions import Decision
 from synthdistill.runs.view import RunView
@@ -134,6 +134,41 @@ class ReviewIndex:
                 [*order_params, *params, filters.limit, filters.offset],
             ).fetchall()
         return total, list(self._load(rows))
+
+    def group(self, query: GroupQuery) -> dict[str, Any] | None:
+        """One page, in file order, of the records of a stage that answer the question `query.record` does.
+
+        With its total, how many are kept, and the record's own place in the group; None when no stage
+        (or not the one asked for) holds the record.
+        """
+        with self._lock:
+            anchor = self._db.execute(
+                "SELECT r.rowid, r.stage, r.question_key FROM records r JOIN files f ON f.stage = r.stage "
+                "WHERE r.id = ? AND (? = '' OR r.stage = ?) ORDER BY f.position DESC LIMIT 1",
+                (query.record, query.stage, query.stage),
+            ).fetchone()
+            if anchor is None:
+                return None
+            where = "FROM records WHERE stage = ? AND question_key = ?"
+            key = (anchor["stage"], anchor["question_key"])
+            total, kept, position = self._db.execute(
+                f"SELECT count(*), coalesce(sum(kept), 0), coalesce(sum(rowid < ?), 0) {where}",
+                (anchor["rowid"], *key),
+            ).fetchone()
+            rows = self._db.execute(
+                f"SELECT stage, line, byte_offset, byte_length {where} ORDER BY rowid LIMIT ? OFFSET ?",
+                (*key, query.limit, query.offset),
+            ).fetchall()
+        return {
+            "stage": anchor["stage"],
+            "record": query.record,
+            "position": position,
+            "total": total,
+            "kept": kept,
+            "offset": query.offset,
+            "limit": query.limit,
+            "records": list(self._load(rows)),
+        }
 
     def stats(self, stage: str) -> dict[str, Any]:
         """Counts per stage, and for `stage`: pass rates per critic, agreement and length histograms."""

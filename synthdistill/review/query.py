@@ -1,4 +1,5 @@
-"""The review page's queries: the filters, sort order and page it asks for, and the SQL they become."""
+"""The review page's queries: the filters, sort order and page it asks for, the group of one question's
+samples it asks for, and the SQL they become."""
 
 from __future__ import annotations
 
@@ -32,6 +33,21 @@ class Filters(BaseModel):
     )
     order: Literal["asc", "desc"] = Field("asc", description="Sort direction.")
     offset: int = Field(0, ge=0, description="Records to skip.")
+    limit: int = Field(50, ge=1, le=PAGE_MAX, description="Records in the page.")
+
+
+class GroupQuery(BaseModel):
+    """What the side-by-side view asks for: every record that answers the same question as one record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record: str = Field(
+        min_length=1, description="The id of a record; its question's records make the group."
+    )
+    stage: str = Field(
+        "", description="Stage folder holding the record; empty for the last stage in the pipeline that does."
+    )
+    offset: int = Field(0, ge=0, description="Records of the group to skip.")
     limit: int = Field(50, ge=1, le=PAGE_MAX, description="Records in the page.")
 
 

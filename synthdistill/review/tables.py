@@ -1,8 +1,12 @@
 """The review index's SQLite tables: their schema, and the rows a stage file is indexed as.
 
-One small row per record (the columns the page filters and sorts on, and where the record's line lies in
-its file), each critic's verdict as a row of its own, and a contentless FTS5 table per stage file; the
-record itself stays in the stage file.
+One small row per record (the columns the page filters and sorts on, its question's key, and where the
+record's line lies in its file), each critic's verdict as a row of its own, and a contentless FTS5 table
+per stage file; the record itself stays in the stage file.
+
+A record's question key groups the samples of one question: records share it when they share
+`input.question`, or, in a task without that field, the same `parent_id` (the children of one record),
+or else the same input.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
 from synthdistill.runs.view import StageFile
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: records.question_key
 
 
 def schema_current(db: sqlite3.Connection) -> bool:
@@ -40,12 +45,14 @@ def create_schema(db: sqlite3.Connection) -> None:
         );
         CREATE TABLE records (
             rowid INTEGER PRIMARY KEY, stage TEXT, line INTEGER, byte_offset INTEGER,
-            byte_length INTEGER, id TEXT, kept INTEGER, agreement REAL, rationale_words INTEGER
+            byte_length INTEGER, id TEXT, kept INTEGER, agreement REAL, rationale_words INTEGER,
+            question_key INTEGER
         );
         CREATE INDEX records_stage ON records (stage, kept);
         CREATE INDEX records_id ON records (id, stage);
         CREATE INDEX records_agreement ON records (stage, agreement);
         CREATE INDEX records_words ON records (stage, rationale_words);
+        CREATE INDEX records_question ON records (question_key);
         CREATE TABLE verdicts (rec INTEGER, stage TEXT, critic TEXT, passed INTEGER, score REAL);
         CREATE INDEX verdicts_critic ON verdicts (critic, passed, rec);
         CREATE INDEX verdicts_stage ON verdicts (stage, critic, passed);
@@ -105,7 +112,7 @@ def _insert(
     verdicts: list[tuple[Any, ...]],
     texts: list[tuple[Any, ...]],
 ) -> None:
-    db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?)", records)
+    db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?,?)", records)
     db.executemany("INSERT INTO verdicts VALUES (?,?,?,?,?)", verdicts)
     db.executemany(f"INSERT INTO {fts} (rowid, input_text, answer, rationale) VALUES (?,?,?,?)", texts)
 
@@ -140,6 +147,7 @@ def _record_row(
         int(bool(record.get("kept", True))),
         _number(record.get("agreement")),
         len(rationale.split()) if isinstance(rationale, str) else None,
+        _question_key(record),
     )
     text = (
         rowid,
@@ -148,6 +156,22 @@ def _record_row(
         None if rationale is None else str(rationale),
     )
     return row, text
+
+
+def _question_key(record: dict[str, Any]) -> int:
+    """The key of the question a record (a JSON object) answers, a signed 64-bit hash (see the module's
+    docstring); a plain string question, the common case, is hashed without a JSON round."""
+    fields = record.get("input")
+    question = fields.get("question") if isinstance(fields, dict) else None
+    if isinstance(question, str):
+        text = "question\0" + question
+    elif question is not None:
+        text = json.dumps(["question", question], sort_keys=True, default=str)
+    elif record.get("parent_id"):
+        text = "parent\0" + str(record["parent_id"])
+    else:
+        text = json.dumps(["input", fields], sort_keys=True, default=str)
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def _number(value: Any) -> float | None:

@@ -43,6 +43,8 @@ class RunContext:
     """Where requests that failed after every retry are written (outputs/<run>/failed_requests.jsonl)."""
     dry_run: bool = False
     """Whether engines only count what they would send (`synthdistill run --dry-run`)."""
+    limit: int | None = None
+    """The run's --limit: each split cut to its first N items."""
     _engines: dict[str, Engine] = field(default_factory=dict)
     _retired: TeacherCounters = field(default_factory=TeacherCounters)
     """The counters of engines released mid-run (local models), so that totals still hold their calls."""
@@ -58,6 +60,7 @@ class RunContext:
         templates: Templates | None = None,
         artifacts: dict[str, Any] | None = None,
         dry_run: bool = False,
+        limit: int | None = None,
     ) -> RunContext:
         """The context of a run of `pipeline` in `folder`: its device, templates, budget and failure log."""
         config = pipeline.config
@@ -71,6 +74,7 @@ class RunContext:
             budget=Budget(config.max_cost_usd),
             failed=None if dry_run else FailedRequests(folder.failed_requests_path),
             dry_run=dry_run,
+            limit=limit,
         )
 
     @property
@@ -154,6 +158,8 @@ class StageContext:
     upstream: str = ""
     """The fingerprint of everything before this stage (data, seed, earlier stages); a stage that runs
     steps of its own (adversarial) chains their fingerprints from it."""
+    written: Path | None = None
+    """The file of the records this stage has written so far (a resumed stage's earlier output)."""
     # The run's shared parts a stage uses (the artifacts and metrics dicts are the run's own: a stage adds
     # to them for the stages after it).
     pipeline: Pipeline = field(init=False)

@@ -30,6 +30,10 @@ class StageManifest(BaseModel):
     name: str
     folder: str
     fingerprint: str = ""
+    parts: dict[str, str] = Field(
+        default_factory=dict, description="A hash of each part of the fingerprint, to say what changed."
+    )
+    reason: str = Field("", description="Why the stage ran rather than being skipped.")
     status: Literal["pending", "running", "done", "skipped", "failed", "stopped"] = "pending"
     records_in: int = 0
     records_out: int = 0
@@ -51,6 +55,12 @@ class Manifest(BaseModel):
     seed: int = 0
     status: Literal["running", "done", "failed", "interrupted", "stopped"] = "running"
     stopped_reason: str | None = Field(None, description="Why a run stopped early (a budget), if it did.")
+    limit: int | None = Field(None, description="The --limit the run was made with (items of each split).")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What makes a finished run end with exit 1: data that did not fill the split, a stage "
+        "that got no records, nothing kept.",
+    )
     stages: list[StageManifest] = Field(default_factory=list)
     teacher: TeacherCounters = Field(default_factory=TeacherCounters)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -90,6 +100,18 @@ class RunFolder:
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest atomically."""
         write_atomic(self.manifest_path, manifest.model_dump_json(indent=2))
+
+
+def shareable_path(path: str) -> str:
+    """A path as a card may show it: relative to the working directory, else the file name alone (a
+    card is published; the local folders it was made in are nobody else's business)."""
+    given = Path(path)
+    if not given.is_absolute():
+        return str(given)
+    try:
+        return str(given.relative_to(Path.cwd()))
+    except ValueError:
+        return given.name
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +65,19 @@ class Stage:
     files: Callable[[Any, Path, Path], list[Path]] = field(default=lambda config, base_dir, run_dir: [])
     """Other files whose content the stage's output depends on (a user's critic, a trained classifier),
     given the config, the pipeline file's folder and the run folder; hashed into its fingerprint."""
+    # What the preflight checks (synthdistill/preflight.py) know of the stage, before anything runs.
+    variables: Callable[[Any], set[str]] = field(default=lambda config: {"record"})
+    """Template variables the stage passes besides the fields of the records it reads."""
+    adds: Callable[[Any], set[str]] = field(default=lambda config: set())
+    """Fields the stage may add to its records' input, for the templates of the stages after it."""
+    needs_outputs: Callable[[Any], bool] = field(default=lambda config: False)
+    """Whether its input records must carry a teacher's outputs (samples, an answer, a rationale), so
+    that a stage which makes them has to come before it."""
+    needs_answers: bool = False
+    """Whether its input records must carry an answer, a teacher's or the data's gold one (label-only
+    training learns the data's answers)."""
+    makes_outputs: bool = False
+    """Whether its records carry a teacher's outputs (generate, self_instruct)."""
 
 
 class Steps:
@@ -144,12 +159,13 @@ class Steps:
         if not isinstance(spec, StageSpec):
             spec = StageSpec(name=stage.name, index=len(self.entries) + 1, config=spec)
         upstream = self.fingerprint
-        self.fingerprint = stage_fingerprint(stage, spec, upstream, self.ctx)
+        self.fingerprint, parts = fingerprint_parts(stage, spec, upstream, self.ctx)
         reads_records = self.records_path is not None
         if self._salt and reads_records:
             self.fingerprint = stable_hash(self.fingerprint, self._salt)
             upstream = stable_hash(upstream, self._salt)
-        entry = StageManifest(name=spec.name, folder=spec.folder, fingerprint=self.fingerprint)
+        parts["review decisions"] = self._salt if reads_records else ""
+        entry = StageManifest(name=spec.name, folder=spec.folder, fingerprint=self.fingerprint, parts=parts)
         self.entries.append(entry)
         old = self.previous.get(spec.folder)
         inputs_path = self.records_path
@@ -161,6 +177,7 @@ class Steps:
             _skip(entry, old, self.ctx)
             self._save(self.entries)
             return entry
+        entry.reason = _why_it_runs(old, entry, on_disk, self.ran)
         self.ran = True
         entry.status = "running"
         self._save(self.entries)
@@ -185,6 +202,13 @@ class Steps:
 
 def stage_fingerprint(stage: Stage, spec: StageSpec, previous: str, ctx: RunContext) -> str:
     """The hash of a step's config, the step before it, and the content of everything it reads."""
+    return fingerprint_parts(stage, spec, previous, ctx)[0]
+
+
+def fingerprint_parts(
+    stage: Stage, spec: StageSpec, previous: str, ctx: RunContext
+) -> tuple[str, dict[str, str]]:
+    """The fingerprint, and a short hash of each part of it, so that a re-run can say what changed."""
     pipeline = ctx.pipeline
     templates = {name: ctx.templates.hash(name) for name in stage.inputs(spec.config)}
     models = {part: _fingerprinted(getattr(pipeline.config, part)) for part in stage.uses}
@@ -192,7 +216,15 @@ def stage_fingerprint(stage: Stage, spec: StageSpec, previous: str, ctx: RunCont
         str(path): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
         for path in stage.files(spec.config, pipeline.base_dir, ctx.run.root)
     }
-    return stable_hash(spec.name, spec.config.model_dump(mode="json"), previous, templates, models, files)
+    options = spec.config.model_dump(mode="json")
+    parts = {
+        "options": stable_hash(options),
+        "an earlier stage": previous,
+        **{f"template {name}": digest for name, digest in templates.items()},
+        **{f"the {part}": stable_hash(value) for part, value in models.items()},
+        **{f"file {Path(path).name}": stable_hash(digest) for path, digest in files.items()},
+    }
+    return stable_hash(spec.name, options, previous, templates, models, files), parts
 
 
 def _run(
@@ -210,14 +242,19 @@ def _run(
     before = run.engine_stats()
     done: set[str] = set()
     done_inputs = 0
-    if out_path is not None:
-        if resumable:
-            for record in read_records(out_path):
-                done_inputs += record.source_id not in done
-                done.update(filter(None, (record.id, record.source_id)))
-                entry.records_out += record.kept
-        else:
-            out_path.unlink(missing_ok=True)
+    # Records go to a partial file that replaces the stage file only when the stage completes (or stops
+    # cleanly, at a budget): a run that fails never damages the last good one's records.
+    partial = partial_file(out_path) if out_path is not None else None
+    if out_path is not None and partial is not None:
+        if not resumable:
+            partial.unlink(missing_ok=True)
+        elif not partial.exists() and out_path.exists():
+            shutil.copyfile(out_path, partial)  # the same stage's earlier output, resumed
+        for record in read_records(partial):
+            done_inputs += record.source_id not in done
+            done.update(filter(None, (record.id, record.source_id)))
+            entry.records_out += record.kept
+        sctx.written = partial
     artifacts_before = dict(run.artifacts)
     metrics_before = dict(run.metrics)
     counted = _Counter()
@@ -228,17 +265,22 @@ def _run(
         advance = progress(entry.folder, total, lambda: run.engine_stats().since(before))
     outputs = stage.run(fresh, sctx)
     try:
-        if out_path is None:
+        if out_path is None or partial is None:
             for _ in outputs:
                 if advance:
                     advance(1)
         else:
-            with RecordWriter(out_path) as writer:
-                for batch in _batches_at_source_boundaries(outputs, WRITE_BATCH):
-                    writer.write(batch)
-                    entry.records_out += sum(1 for r in batch if r.kept)
-                    if advance:
-                        advance(len({r.source_id for r in batch}))
+            try:
+                with RecordWriter(partial) as writer:
+                    for batch in _batches_at_source_boundaries(outputs, WRITE_BATCH):
+                        writer.write(batch)
+                        entry.records_out += sum(1 for r in batch if r.kept)
+                        if advance:
+                            advance(len({r.source_id for r in batch}))
+            except BudgetExceeded:
+                os.replace(partial, out_path)
+                raise
+            os.replace(partial, out_path)
     finally:
         # Also when the stage stops early (a budget, a kill): the manifest says what it spent.
         entry.teacher = run.engine_stats().since(before)
@@ -257,6 +299,11 @@ def _run(
     entry.status = "done"
 
 
+def partial_file(records_file: Path) -> Path:
+    """Where a running stage writes its records until it completes (NN-<stage>/records.jsonl.partial)."""
+    return records_file.with_name(records_file.name + ".partial")
+
+
 def _reuse(
     old: StageManifest | None, fingerprint: str, stage: Stage, on_disk: bool, upstream_ran: bool
 ) -> tuple[bool, bool]:
@@ -271,6 +318,30 @@ def _reuse(
     finished = old is not None and old.status in ("done", "skipped")
     skip = same and finished and on_disk and not upstream_ran and not had_failures
     return skip, same and not stage.batch_input and not had_failures
+
+
+def _why_it_runs(old: StageManifest | None, entry: StageManifest, on_disk: bool, upstream_ran: bool) -> str:
+    """Why a step runs rather than being skipped, in a few words for the summary."""
+    if old is None:
+        return "first run"
+    if old.fingerprint != entry.fingerprint:
+        changed = [
+            part for part in {**old.parts, **entry.parts} if old.parts.get(part) != entry.parts.get(part)
+        ]
+        if not old.parts:
+            return "changed"  # a manifest written before parts were kept
+        # An earlier stage's change shows as its own; name what changed here first.
+        own = [part for part in changed if part != "an earlier stage"] or changed
+        return ", ".join(own) + " changed"
+    if old.teacher.get("failures", 0) > 0:
+        return "requests failed last time"
+    if old.status not in ("done", "skipped"):
+        return f"resumed ({old.status})"
+    if upstream_ran:
+        return "an earlier stage ran"
+    if not on_disk:
+        return "its records were deleted"
+    return "resumed"
 
 
 def _skip(entry: StageManifest, old: StageManifest, ctx: RunContext) -> None:

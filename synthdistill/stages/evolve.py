@@ -353,4 +353,6 @@ STAGE = Stage(
     summary="Evolve instructions into harder and new ones with Evol-Instruct's operators (WizardLM).",
     inputs=_inputs,
     uses=("teacher",),
+    variables=lambda config: {"record", "original", "evolved"},
+    adds=lambda config: {"question"},
 )

@@ -14,7 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from synthdistill.critics import Critic, build_critic, critic_folders, find_critic, known_critics
 from synthdistill.errors import CriticError
@@ -64,7 +64,23 @@ class FilterConfig(BaseModel):
                     f"unknown critic {name!r}; valid critics: {', '.join(names)} "
                     "(or a dotted path package.module:Class)"
                 )
+            if isinstance(entry, dict):
+                _check_options(name, entry[name], folders)
         return value
+
+
+def _check_options(name: str, options: dict[str, Any] | None, folders: list[Path]) -> None:
+    """A critic's options against its `Options` model, so a typo is named before anything runs."""
+    model = getattr(find_critic(name, folders), "Options", None)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return
+    try:
+        model.model_validate(options or {})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        option = ".".join(str(part) for part in problem["loc"])
+        known = ", ".join(model.model_fields) or "none"
+        raise ValueError(f"critic {name}: option {option}: {problem['msg']} (its options: {known})") from None
 
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
@@ -77,7 +93,7 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
             f"the filter names a critic twice ({', '.join(names)}): verdicts are stored by critic name, "
             "so merge the two entries into one"
         )
-    _recall_passed(critics, ctx.folder / "records.jsonl", config.batch_size)
+    _recall_passed(critics, ctx.written, config.batch_size)
     stats = {c.name: {"seen": 0, "passed": 0, "dropped": 0, "seconds": 0.0} for c in critics}
     iterator = iter(records)
     while batch := list(islice(iterator, config.batch_size)):
@@ -143,10 +159,10 @@ def critic_files(config: FilterConfig, base_dir: Path, run_dir: Path) -> list[Pa
     return files
 
 
-def _recall_passed(critics: list[Critic], written: Path, batch_size: int) -> None:
+def _recall_passed(critics: list[Critic], written: Path | None, batch_size: int) -> None:
     """On a resumed filter, hand each critic that keeps state (exact_dup, near_dup) what it passed before."""
     remembering = [c for c in critics if hasattr(c, "remember")]
-    if not remembering or not written.exists():
+    if not remembering or written is None or not written.exists():
         return  # a fresh stage: the pipeline has removed the file
     records = iter(read_records(written))
     while batch := list(islice(records, batch_size)):
@@ -192,4 +208,7 @@ STAGE = Stage(
     files=critic_files,
     # A judge is a teacher and token bounds count in the student's tokenizer: either changing re-judges.
     uses=("teacher", "student"),
+    # What an llm_judge's rubric gets besides the record's fields.
+    variables=lambda config: {"record", "text", "first", "second"},
+    needs_outputs=lambda config: True,
 )

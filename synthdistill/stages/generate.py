@@ -30,6 +30,8 @@ _PARSERS: dict[str, Parser | None] = {
     "triples": parse_tails,
 }
 _CHILDREN = {"events": event_records, "triples": triple_records}
+# The input fields of the child records a parse mode makes (symbolic.py).
+PARSED_INPUTS = {"events": ("head",), "triples": ("head", "relation", "question")}
 
 # (expanded values, samples) for each request made for one record.
 _Answered = list[tuple[dict[str, str], list[Sample]]]
@@ -214,4 +216,7 @@ STAGE = Stage(
     summary="Sample rationales and answers (or events and triples) from the teacher.",
     inputs=lambda config: [config.template],
     uses=("teacher",),
+    variables=lambda config: {"record", *config.expand},
+    adds=lambda config: {*config.expand, *PARSED_INPUTS.get(config.parse, ())},
+    makes_outputs=True,
 )

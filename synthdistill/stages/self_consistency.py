@@ -258,4 +258,6 @@ STAGE = Stage(
     summary="Vote over samples; hand on agreeing rationales with their agreement; optionally rationalise.",
     inputs=_inputs,
     uses=("teacher",),
+    variables=lambda config: {"record", "hint"},
+    needs_outputs=lambda config: True,
 )

@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from synthdistill.models import is_adapter
 from synthdistill.runs.context import StageContext
+from synthdistill.runs.folder import shareable_path
 from synthdistill.student.prompts import Task, TaskCue
 
 CARD_DATA = "synthdistill-card.json"
@@ -22,10 +24,18 @@ def write_model_card(folder: Path, ctx: StageContext, *, training: dict[str, Any
     teacher = config.teacher
     facts = {
         "run": ctx.run.run.root.name,
-        "base_model": config.student.model,
+        "base_model": shareable_path(config.student.model),
+        # A LoRA student is saved as its adapter alone unless train.merge asked for the whole model.
+        "adapter": is_adapter(folder),
         # Backend and model only: an endpoint address or a key variable's name says nothing to a reader.
         "teacher": {"backend": teacher.backend, "model": teacher.model},
-        "data": config.data.model_dump(mode="json"),
+        # Paths as a published card may show them (no local folders), and the --limit the run had.
+        "data": {
+            **config.data.model_dump(mode="json"),
+            "source": shareable_path(config.data.source),
+            "test_source": config.data.test_source and shareable_path(config.data.test_source),
+            "limit": ctx.run.limit,
+        },
         "seed": config.seed,
         "stages_before_training": [
             {spec.name: spec.config.model_dump(mode="json")}
@@ -69,7 +79,7 @@ def _render(folder: Path, facts: dict[str, Any]) -> Path:
     lines = [
         "---",
         f"base_model: {facts['base_model']}",
-        "library_name: transformers",
+        f"library_name: {'peft' if facts.get('adapter') else 'transformers'}",
         "tags: [synthdistill, distillation, trl, sft]",
         "---",
         "",
@@ -78,10 +88,25 @@ def _render(folder: Path, facts: dict[str, Any]) -> Path:
         f"Fine-tuned from `{facts['base_model']}` on rationales written by the teacher "
         f"`{facts['teacher']['model']}` ({facts['teacher']['backend']}).",
         "",
+    ]
+    if facts.get("adapter"):
+        lines += [
+            f"This folder holds the LoRA adapter alone: load it over `{facts['base_model']}` with peft "
+            "(`PeftModel.from_pretrained`), or give the folder to synthdistill wherever it takes a model "
+            "(`synthdistill evaluate --model`), which does the same.",
+            "",
+        ]
+    lines += [
         "## Data",
         "",
         f"- source: `{data['source']}` (options {data.get('options') or {}}), split "
-        f"train {data['split']['train']} / test {data['split']['test']}, seed {facts['seed']}",
+        f"train {data['split']['train']} / test {data['split']['test']}"
+        + (
+            f", --limit {data['limit']} (each split cut to its first {data['limit']})"
+            if data.get("limit")
+            else ""
+        )
+        + f", seed {facts['seed']}",
         "- stages before training (generation, voting and filters):",
     ]
     lines += [f"  - `{json.dumps(stage, default=str)}`" for stage in facts["stages_before_training"]] or [

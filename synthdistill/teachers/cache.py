@@ -2,7 +2,8 @@
 
 A key hashes (backend, model identity, messages, sampling parameters, sample index); the endpoint
 address is left out so that several endpoints of one model share hits. Each sample is committed as
-soon as it arrives, so a kill loses at most the calls in flight.
+soon as it arrives, so a kill loses at most the calls in flight. The file is made at the first sample
+stored: a run that only reads (a dry run) leaves none behind.
 """
 
 from __future__ import annotations
@@ -43,25 +44,23 @@ class CallCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         # The engine's event loop runs in its own thread; one connection guarded by a lock serves it.
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode is durable against a process kill (not a power cut), and much faster than FULL.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        self._db: sqlite3.Connection | None = None
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored sample for `key`, or None."""
         with self._lock:
-            row = self._db.execute("SELECT response FROM calls WHERE key = ?", (key,)).fetchone()
+            db = self._existing()
+            if db is None:
+                return None
+            row = db.execute("SELECT response FROM calls WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, backend: str, model: str, response: dict[str, Any]) -> None:
         """Store one sample; the first answer for a key wins."""
         with self._lock:
-            self._db.execute(
+            self._open().execute(
                 "INSERT OR IGNORE INTO calls (key, backend, model, response, created) VALUES (?, ?, ?, ?, ?)",
                 (key, backend, model, json.dumps(response, ensure_ascii=False), time.time()),
             )
@@ -69,9 +68,9 @@ class CallCache:
     def stats(self) -> dict[str, Any]:
         """Row counts per backend and model, and the file size."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT backend, model, COUNT(*) FROM calls GROUP BY backend, model ORDER BY 3 DESC"
-            ).fetchall()
+            db = self._existing()
+            query = "SELECT backend, model, COUNT(*) FROM calls GROUP BY backend, model ORDER BY 3 DESC"
+            rows = [] if db is None else db.execute(query).fetchall()
         return {
             "path": str(self.path),
             "entries": sum(row[2] for row in rows),
@@ -82,21 +81,40 @@ class CallCache:
     def clear(self, model: str | None = None) -> int:
         """Delete every entry, or those of one model; returns how many went."""
         with self._lock:
+            db = self._existing()
+            if db is None:
+                return 0
             if model is None:
-                cursor = self._db.execute("DELETE FROM calls")
+                cursor = db.execute("DELETE FROM calls")
             else:
-                cursor = self._db.execute("DELETE FROM calls WHERE model = ?", (model,))
-            self._db.execute("VACUUM")
+                cursor = db.execute("DELETE FROM calls WHERE model = ?", (model,))
+            db.execute("VACUUM")
         return cursor.rowcount
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
-    def _migrate(self) -> None:
-        with self._lock:
-            done = self._db.execute("PRAGMA user_version").fetchone()[0]
+    def _existing(self) -> sqlite3.Connection | None:
+        """The connection, or None while no sample was ever stored (no file). Called with the lock held."""
+        if self._db is None and not self.path.is_file():
+            return None
+        return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        """The connection, opened at first use (making the file and its folder). Called with the lock held."""
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode is durable against a kill (not a power cut), and much faster than FULL.
+            db.execute("PRAGMA synchronous=NORMAL")
+            done = db.execute("PRAGMA user_version").fetchone()[0]
             for number, (_name, sql) in enumerate(_MIGRATIONS[done:], start=done + 1):
-                self._db.execute(sql)
-                self._db.execute(f"PRAGMA user_version = {number}")
+                db.execute(sql)
+                db.execute(f"PRAGMA user_version = {number}")
+            self._db = db
+        return self._db

@@ -44,7 +44,11 @@ class _Spend(_Counts):
 
 
 class TeacherCounters(_Spend):
-    """Calls to teachers and what they cost, counted in requests (`calls`, `cache_hits`) and tokens."""
+    """Calls to teachers and what they cost, counted in requests and tokens.
+
+    `calls` are requests sent (a hedged copy or a retry is not another call), `cache_hits` requests the
+    call cache answered whole, so calls + cache_hits is the requests a stage asked for.
+    """
 
     calls: int = 0
     cache_hits: int = 0

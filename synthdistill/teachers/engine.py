@@ -221,10 +221,12 @@ class Engine:
                 if hit is None:
                     missing.append((i, key))
                     continue
-                self.stats.cache_hits += 1
                 pending.samples[i] = _sample(
                     Completion(**hit["completion"]), hit["prompt_tokens"], key, parse
                 )
+            if not missing and not any(attempts):
+                # Counted in requests, as calls are: a request the cache answered whole is one hit.
+                self.stats.cache_hits += 1
             if self.dry_run:
                 self._plan(pending, missing)
                 return

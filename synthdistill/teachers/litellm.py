@@ -1,6 +1,6 @@
 """The `litellm` teacher backend, for hosted providers only litellm speaks (Anthropic, Bedrock, Vertex, ...).
 
-litellm is an optional extra: it holds openai below 3 and takes seconds to import, so it is imported
+litellm is an optional extra: it brings many packages and takes seconds to import, so it is imported
 only when this backend is built. OpenAI itself and OpenAI-compatible servers are faster through the
 `openai` backend (LAB.md measured about twice the requests a second). The call's arguments, the
 response and the error mapping are shared with that backend (teachers/chat.py): litellm returns

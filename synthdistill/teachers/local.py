@@ -24,7 +24,7 @@ from typing import Any
 
 from synthdistill.config import TeacherConfig
 from synthdistill.errors import TeacherError
-from synthdistill.models import checkpoint_hash, load_causal_lm, resolve_model
+from synthdistill.models import load_causal_lm, model_hash, resolve_model
 from synthdistill.records import stable_hash
 from synthdistill.teachers.base import Completion, Request, Response
 
@@ -76,9 +76,13 @@ class TransformersBackend:
         self._arrivals = itertools.count()
 
     def identity(self) -> str:
-        """The model name and its checkpoint's hash, so a retrained model never hits its old cache entries."""
+        """The model name and its weights' hash, so a retrained model never hits its old cache entries.
+
+        An adapter's hash covers its base; an embedded model's is its GGUF's, known before (and without)
+        converting it, so a dry run prices its calls against the cache and writes nothing.
+        """
         if self._identity is None:
-            self._identity = f"{self.config.model}@{checkpoint_hash(self._checkpoint())}"
+            self._identity = f"{self.config.model}@{model_hash(self.config.model)}"
         return self._identity
 
     async def complete(self, request: Request) -> Response:

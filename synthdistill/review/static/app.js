@@ -1,11 +1,13 @@
-// The review page: pages of records from /api/records, decisions to /api/decisions, charts from /api/stats.
-// Record data is only ever written with textContent (never innerHTML), so a record holding HTML or a
-// script shows as text. The filters live in the address's #hash, so a reload shows the same view.
+// The review page: pages of records from /api/records, decisions to /api/decisions, charts from /api/stats;
+// group.js draws one question's samples side by side beside the list. Record data is only ever written
+// with textContent (never innerHTML), so a record holding HTML or a script shows as text. The filters
+// (and the open group) live in the address's #hash, so a reload shows the same view.
 "use strict";
 
 const TOKEN = document.querySelector('meta[name="review-token"]').content;
 const PAGE = 50;
-const state = { offset: 0, total: 0, rows: [], selected: 0, meta: null, busy: false };
+// focus: the view that the keys act on, "list" or "group" (the side-by-side view's state is in group.js).
+const state = { offset: 0, total: 0, rows: [], selected: 0, meta: null, busy: false, focus: "list" };
 
 const $ = (id) => document.getElementById(id);
 
@@ -61,12 +63,14 @@ function readHash() {
     else field.value = field.tagName === "SELECT" ? field.options[0].value : "";
   }
   state.offset = Number(params.get("offset") || 0);
+  return params;
 }
 
 function writeHash() {
   const params = filterParams();
   if (!params.has("stage")) params.set("stage", "");
   if (state.offset) params.set("offset", state.offset);
+  if (group.open) { params.set("group", group.record); params.set("group_stage", group.stage); }
   history.replaceState(null, "", "#" + params.toString());
 }
 
@@ -100,15 +104,25 @@ function render() {
   $("prev-page").disabled = state.offset === 0;
   $("next-page").disabled = state.offset + state.rows.length >= state.total;
   const list = $("records");
-  list.replaceChildren(...state.rows.map((row, i) => card(row, i)));
+  list.replaceChildren(...state.rows.map((row, i) => card(row, i, "list")));
   select(state.selected, false);
 }
 
-function card(row, i) {
+// The views a card can sit in: the record list, and the side-by-side group (group.js).
+const VIEWS = {
+  list: { state: () => state, cards: "#records > .record" },
+  group: { state: () => group, cards: "#group > .member" },
+};
+
+function cardNode(view, i) {
+  return document.querySelector(`${VIEWS[view].cards}[data-index="${i}"]`);
+}
+
+function card(row, i, view) {
   const r = row.record;
   const d = row.decision;
-  const node = el("li", { class: "record", "data-index": i, "data-id": r.id || "" });
-  node.addEventListener("click", () => select(i, false));
+  const node = el("li", { class: view === "group" ? "member" : "record", "data-index": i, "data-id": r.id || "" });
+  node.addEventListener("click", () => { state.focus = view; select(i, false, view); });
 
   const badges = el("div", { class: "badges" },
     el("span", { class: "stage" }, row.stage),
@@ -119,13 +133,8 @@ function card(row, i) {
   if (d && d.status) badges.append(el("span", { class: "decision " + d.status }, d.status + (d.reason ? `: ${d.reason}` : "")));
   if (d && (d.answer !== null || d.rationale !== null)) badges.append(el("span", { class: "decision edited" }, "edited"));
   node.append(badges);
+  if (view === "list") node.append(inputFields(r.input)); // the group shows its question once, above
 
-  const input = el("dl", { class: "input" });
-  for (const [key, value] of Object.entries(r.input || {})) {
-    if (key === "answer") continue;
-    input.append(el("dt", {}, key), el("dd", {}, text(value)));
-  }
-  node.append(input);
 
   const rationale = d && d.rationale !== null ? d.rationale : r.rationale;
   const answer = d && d.answer !== null ? d.answer : r.answer;
@@ -140,17 +149,7 @@ function card(row, i) {
   if (d && d.answer !== null) node.append(el("div", { class: "original" }, "original answer: ", el("span", {}, text(r.answer))));
 
   const verdicts = Object.entries(r.verdicts || {});
-  if (verdicts.length) {
-    const table = el("table", { class: "verdicts" },
-      el("tr", {}, el("th", {}, "critic"), el("th", {}, "verdict"), el("th", {}, "score"), el("th", {}, "reason")));
-    for (const [critic, v] of verdicts) {
-      table.append(el("tr", { class: v.passed ? "pass" : "fail" },
-        el("td", {}, critic), el("td", {}, v.passed ? "pass" : "fail"),
-        el("td", {}, v.score === null || v.score === undefined ? "—" : Number(v.score).toFixed(3)),
-        el("td", {}, text(v.reason))));
-    }
-    node.append(table);
-  }
+  if (verdicts.length) node.append(view === "group" ? verdictList(verdicts) : verdictTable(verdicts));
 
   const provenance = el("ul", { class: "provenance" });
   for (const p of r.provenance || []) {
@@ -172,28 +171,61 @@ function card(row, i) {
   node.append(extra);
 
   const actions = el("div", { class: "actions" },
-    el("button", { type: "button", class: "accept", onclick: () => decide(i, "accept") }, "accept (a)"),
-    el("button", { type: "button", class: "reject", onclick: () => startReject(i) }, "reject (r)"),
-    el("button", { type: "button", class: "edit", onclick: () => startEdit(i) }, "edit (e)"));
+    el("button", { type: "button", class: "accept", onclick: () => decide(view, i, "accept") }, "accept (a)"),
+    el("button", { type: "button", class: "reject", onclick: () => startReject(view, i) }, "reject (r)"),
+    el("button", { type: "button", class: "edit", onclick: () => startEdit(view, i) }, "edit (e)"));
+  if (view === "list") {
+    // Not bubbling to the card's click, which would hand the keys back to the list.
+    const open = (event) => { event.stopPropagation(); select(i, false, "list"); openGroup(row); };
+    actions.append(el("button", { type: "button", class: "side-by-side", onclick: open }, "same question side by side (g)"));
+  }
   node.append(actions);
   return node;
 }
 
-function select(i, scroll = true) {
-  if (!state.rows.length) return;
-  state.selected = Math.max(0, Math.min(i, state.rows.length - 1));
-  for (const node of document.querySelectorAll(".record")) {
-    node.classList.toggle("selected", Number(node.dataset.index) === state.selected);
-  }
-  const node = current();
-  if (scroll && node) node.scrollIntoView({ block: "nearest" });
+function score(v) {
+  return v.score === null || v.score === undefined ? "—" : Number(v.score).toFixed(3);
 }
 
-function current() {
-  return document.querySelector(`.record[data-index="${state.selected}"]`);
+function verdictTable(verdicts) {
+  const table = el("table", { class: "verdicts" },
+    el("tr", {}, el("th", {}, "critic"), el("th", {}, "verdict"), el("th", {}, "score"), el("th", {}, "reason")));
+  for (const [critic, v] of verdicts) {
+    table.append(el("tr", { class: v.passed ? "pass" : "fail" },
+      el("td", {}, critic), el("td", {}, v.passed ? "pass" : "fail"), el("td", {}, score(v)), el("td", {}, text(v.reason))));
+  }
+  return table;
+}
+
+// A column of the side-by-side view is narrow: one wrapping line a critic instead of a table.
+function verdictList(verdicts) {
+  return el("ul", { class: "verdict-list" }, ...verdicts.map(([critic, v]) =>
+    el("li", { class: v.passed ? "pass" : "fail" }, el("b", {}, critic), " ",
+      el("span", { class: "verdict" }, v.passed ? "pass" : "fail"), ` ${score(v)}`, v.reason ? ` · ${text(v.reason)}` : "")));
+}
+
+function inputFields(input) {
+  const fields = el("dl", { class: "input" });
+  for (const [key, value] of Object.entries(input || {})) {
+    if (key === "answer") continue;
+    fields.append(el("dt", {}, key), el("dd", {}, text(value)));
+  }
+  return fields;
+}
+
+function select(i, scroll = true, view = "list") {
+  const at = VIEWS[view].state();
+  if (!at.rows.length) return;
+  at.selected = Math.max(0, Math.min(i, at.rows.length - 1));
+  for (const node of document.querySelectorAll(VIEWS[view].cards)) {
+    node.classList.toggle("selected", Number(node.dataset.index) === at.selected);
+  }
+  const node = cardNode(view, at.selected);
+  if (scroll && node) node.scrollIntoView({ block: "nearest", inline: "nearest" });
 }
 
 async function move(step) {
+  if (state.focus === "group") return moveInGroup(step);
   const next = state.selected + step;
   if (next >= state.rows.length) {
     if (state.offset + state.rows.length < state.total) { state.offset += PAGE; await load(false); }
@@ -205,16 +237,15 @@ async function move(step) {
 }
 
 // ---- decisions
-async function decide(i, action, extra) {
-  const row = state.rows[i];
+async function decide(view, i, action, extra) {
+  const row = VIEWS[view].state().rows[i];
   if (!row || state.busy) return;
   state.busy = true;
   try {
     const body = { record_id: row.record.id, stage: row.stage, action, ...(extra || {}) };
     row.decision = await api("/api/decisions", { method: "POST", body: JSON.stringify(body) });
-    const node = document.querySelector(`.record[data-index="${i}"]`);
-    node.replaceWith(card(row, i));
-    select(i);
+    redraw(row);
+    select(i, true, view);
     setStatus(`${action} saved for ${row.record.id}`, false);
   } catch (error) {
     setStatus(error.message, true);
@@ -223,23 +254,37 @@ async function decide(i, action, extra) {
   }
 }
 
-function startReject(i) {
-  select(i);
-  const node = current();
-  if (node.querySelector(".reject-form")) return;
+// Draw again every card of this record (the list and the group may both show it) with its new decision.
+function redraw(changed) {
+  for (const view of Object.keys(VIEWS)) {
+    VIEWS[view].state().rows.forEach((row, i) => {
+      if (row.record.id !== changed.record.id || row.stage !== changed.stage) return;
+      row.decision = changed.decision;
+      const node = cardNode(view, i);
+      if (node) node.replaceWith(card(row, i, view));
+    });
+    select(VIEWS[view].state().selected, false, view);
+  }
+  if (group.open) groupSummary();
+}
+
+function startReject(view, i) {
+  select(i, true, view);
+  const node = cardNode(view, i);
+  if (!node || node.querySelector(".reject-form")) return;
   const reason = el("input", { type: "text", class: "reason", placeholder: "reason (optional), Enter to reject, Esc to cancel" });
   const form = el("form", { class: "reject-form" }, reason, el("button", { type: "submit" }, "reject"));
-  form.addEventListener("submit", (event) => { event.preventDefault(); decide(i, "reject", { reason: reason.value }); });
+  form.addEventListener("submit", (event) => { event.preventDefault(); decide(view, i, "reject", { reason: reason.value }); });
   reason.addEventListener("keydown", (event) => { if (event.key === "Escape") { form.remove(); event.stopPropagation(); } });
   node.append(form);
   reason.focus();
 }
 
-function startEdit(i) {
-  select(i);
-  const node = current();
-  if (node.querySelector(".edit-form")) return;
-  const row = state.rows[i];
+function startEdit(view, i) {
+  select(i, true, view);
+  const node = cardNode(view, i);
+  if (!node || node.querySelector(".edit-form")) return;
+  const row = VIEWS[view].state().rows[i];
   const d = row.decision;
   const rationale = el("textarea", { class: "edit-rationale", rows: 5 });
   rationale.value = d && d.rationale !== null ? d.rationale : row.record.rationale || "";
@@ -248,7 +293,7 @@ function startEdit(i) {
   const form = el("form", { class: "edit-form" },
     el("label", {}, "rationale", rationale), el("label", {}, "answer", answer),
     el("button", { type: "submit" }, "save edit (Ctrl+Enter)"));
-  const save = () => decide(i, "edit", { answer: answer.value, rationale: rationale.value });
+  const save = () => decide(view, i, "edit", { answer: answer.value, rationale: rationale.value });
   form.addEventListener("submit", (event) => { event.preventDefault(); save(); });
   form.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); save(); }
@@ -335,11 +380,16 @@ function onKey(event) {
   const actions = {
     j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
     n: () => $("next-page").click(), p: () => $("prev-page").click(),
-    a: () => decide(state.selected, "accept"), r: () => startReject(state.selected), e: () => startEdit(state.selected),
+    a: () => decide(state.focus, focused(), "accept"), r: () => startReject(state.focus, focused()),
+    e: () => startEdit(state.focus, focused()), g: toggleGroup, x: closeGroup,
     "/": () => $("f-q").focus(), s: () => showTab($("stats-view").hidden), "?": () => $("help").showModal(),
   };
   const action = actions[event.key];
   if (action) { event.preventDefault(); action(); }
+}
+
+function focused() {
+  return VIEWS[state.focus].state().selected;
 }
 
 async function main() {
@@ -350,7 +400,7 @@ async function main() {
     $("f-critic").append(el("option", { value: critic }, critic));
     $("f-sort").append(el("option", { value: "score:" + critic }, `score of ${critic}`));
   }
-  readHash();
+  const hash = readHash();
   let timer = null;
   $("filters").addEventListener("input", (event) => {
     clearTimeout(timer);
@@ -364,7 +414,9 @@ async function main() {
   $("tab-stats").addEventListener("click", () => showTab(true));
   $("show-help").addEventListener("click", () => $("help").showModal());
   document.addEventListener("keydown", onKey);
+  setupGroup();
   await load(false);
+  if (hash.get("group")) await openGroup({ record: { id: hash.get("group") }, stage: hash.get("group_stage") || "" });
   document.body.dataset.ready = "1";
 }
 

@@ -285,6 +285,9 @@ STAGE = Stage(
     batch_input=True,
     needs_student=True,
     uses=("teacher", "student"),
+    variables=lambda config: {"record", "answer_text", "answer_1", "answer_2"},
+    adds=lambda config: {"question", "seed", "expression"},
+    needs_outputs=lambda config: True,
     files=lambda config, base_dir, run_dir: [
         path
         for critics in (config.check, config.filter)

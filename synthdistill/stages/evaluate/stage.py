@@ -101,6 +101,7 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     scores: dict[str, list[float]] = {}
     # Open-ended items have no gold answer to be accurate about; the judge's win rate speaks for them.
     graded = [record for record in test if record.gold is not None]
+    ctx.details["items"] = len(test)
     if graded:
         for label, engine, template, cue in models:
             metrics, scores[label] = _accuracy(label, engine, template, cue, graded, config, ctx)
@@ -371,5 +372,6 @@ STAGE = Stage(
     ),
     batch_input=True,
     writes_records=False,
+    variables=lambda config: {"record", "answer_a", "answer_b"},
     uses=("student", "teacher"),
 )

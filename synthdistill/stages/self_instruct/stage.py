@@ -329,4 +329,7 @@ STAGE = Stage(
     ],
     batch_input=True,
     uses=("teacher",),
+    variables=lambda config: {"examples", "instruction", "count", "instructions"},
+    adds=lambda config: {"question", "instances", "is_classification"},
+    makes_outputs=True,
 )

@@ -1,7 +1,8 @@
-"""Supervised fine-tuning with trl's SFTTrainer: LoRA or full, resumable checkpoints, a merged model."""
+"""Supervised fine-tuning with trl's SFTTrainer: LoRA or full, resumable checkpoints, adapter or model."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthdistill.errors import StageError
+from synthdistill.models import ADAPTER_CONFIG, EMBEDDED_MODELS
 from synthdistill.records import stable_hash
 from synthdistill.runs.context import StageContext
 
@@ -52,7 +54,11 @@ def sft_config(options: dict[str, Any]) -> Any:
 
 
 def fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageContext) -> Path:
-    """Train the student on `examples` (resuming this same training's checkpoint); the merged model's path."""
+    """Train the student on `examples` (resuming this same training's checkpoint); the saved folder's path.
+
+    A LoRA training saves its adapter, naming its base as the pipeline does, unless `config.merge` asks
+    for the model merged; a full fine-tuning saves the model.
+    """
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -95,9 +101,12 @@ def fine_tune(examples: list[dict[str, Any]], config: TrainConfig, ctx: StageCon
         ctx.log.info("resuming training from %s", resume_from)
     result = trainer.train(resume_from_checkpoint=resume_from)
     trained: Any = trainer.model
-    if config.lora is not None:
+    adapter_of = None
+    if config.lora is not None and config.merge:
         trained = trained.merge_and_unload()
-    target = _save(trained, tokenizer, ctx.folder / "model")
+    elif config.lora is not None:
+        adapter_of = _base_name(ctx.pipeline.config.student.model)
+    target = _save(trained, tokenizer, ctx.folder / "model", adapter_of=adapter_of)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     ctx.details.update(
         {
@@ -213,16 +222,32 @@ def _resumable_checkpoint(folder: Path, fingerprint: str) -> str | None:
     return str(max(complete, key=lambda path: int(path.name.rsplit("-", 1)[-1])))
 
 
-def _save(model: Any, tokenizer: Any, target: Path) -> Path:
-    """Save model and tokenizer to `target` by way of a temporary folder: a kill leaves no half model."""
+def _save(model: Any, tokenizer: Any, target: Path, *, adapter_of: str | None = None) -> Path:
+    """Save model and tokenizer to `target` by way of a temporary folder: a kill leaves no half model.
+
+    An adapter's config then names its base as `adapter_of`: peft wrote the converted folder it was
+    loaded from, which lives under one machine's SYNTHDISTILL_HOME.
+    """
     scratch = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(scratch, ignore_errors=True)
     model.save_pretrained(str(scratch))
     tokenizer.save_pretrained(str(scratch))
+    if adapter_of is not None:
+        config_path = scratch / ADAPTER_CONFIG
+        adapter = json.loads(config_path.read_text(encoding="utf-8"))
+        adapter["base_model_name_or_path"] = adapter_of
+        config_path.write_text(json.dumps(adapter, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)
     scratch.rename(target)
     return target
+
+
+def _base_name(model: str) -> str:
+    """How an adapter names its base: an alias or hub id as the pipeline gives it, a folder by its
+    absolute path (found from any working folder)."""
+    path = Path(model).expanduser()
+    return model if model in EMBEDDED_MODELS or not path.exists() else str(path.resolve())
 
 
 def _log_callback(log: logging.Logger) -> Any:

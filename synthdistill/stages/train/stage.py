@@ -5,7 +5,8 @@ completion only); the evaluation split never enters training (`on_leak`); a user
 (`extra_data`); distilling step-by-step trains label and rationale as two weighted tasks
 (stepbystep.py). sft.py runs trl: checkpoints go to `NN-train/checkpoints/`, so a killed training
 resumes with its optimizer state and step count when the same training is asked again; the final model
-is saved merged, with its tokenizer and a model card, to `NN-train/model/`.
+goes with its tokenizer and a model card to `NN-train/model/`: a LoRA training's adapter alone (loaded
+over its base wherever a model folder is taken), or the whole model when `merge` asks for it.
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ class TrainConfig(BaseModel):
         description="peft.LoraConfig options over the defaults (r 16, lora_alpha 32, lora_dropout 0.05, "
         "target_modules all-linear); null for full fine-tuning.",
     )
+    # The adapter of SmolLM2-135M at r 16 is about 20 MB, the merged model 517 MB: most of a run folder.
+    merge: bool = Field(
+        False,
+        description="Whether to save a LoRA student merged into its base (a whole model) instead of the "
+        "adapter alone, which synthdistill loads over its base wherever it takes a model folder; full "
+        "fine-tuning always saves the whole model.",
+    )
     epochs: float = Field(2.0, gt=0, description="Passes over the training examples.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1 lets epochs decide.")
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (LoRA wants ~1e-4..5e-4).")
@@ -162,7 +170,7 @@ class TrainConfig(BaseModel):
 
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
-    """Fine-tune the student on the records, save it merged with a model card, and hand the records on."""
+    """Fine-tune the student on the records, save it with a model card, and hand the records on."""
     config: TrainConfig = ctx.config
     kept = list(records)
     training = sample(kept, config.max_examples, ctx.seed)
@@ -192,4 +200,7 @@ STAGE = Stage(
     batch_input=True,
     writes_records=False,
     uses=("student",),
+    # Label-only training learns the data's gold answers; replies and rationales must come from a teacher.
+    needs_outputs=lambda config: config.target == "response" or config.step_by_step is not None,
+    needs_answers=True,
 )
