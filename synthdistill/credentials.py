@@ -8,6 +8,7 @@ llm_judge critic's `teacher`, an adversarial stage's `referee`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 # A credential sits in a header that carries one (Authorization, api-key, x-api-key) or under a name with
@@ -31,45 +32,40 @@ def refusal(where: str) -> str:
 
 def credential_in(value: Any, path: str) -> str | None:
     """The key path of the first name or value in `value` that looks like a credential, or None."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}"
-            named = _credential_name(str(key)) and not isinstance(item, bool | None | dict | list)
-            found = where if named else credential_in(item, where)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = credential_in(item, f"{path}[{index}]")
-            if found:
-                return found
-    elif isinstance(value, str) and _CREDENTIAL_VALUE.fullmatch(value.strip()):
-        return path
+    if isinstance(value, str):
+        return path if _CREDENTIAL_VALUE.fullmatch(value.strip()) else None
+    for where, name, item in _entries(value, path):
+        named = (
+            name is not None and _credential_name(name) and not isinstance(item, bool | None | dict | list)
+        )
+        found = where if named else credential_in(item, where)
+        if found:
+            return found
     return None
 
 
 def nested_teacher_credential(value: Any, path: str) -> str | None:
     """The key path of a credential in a teacher named inside stage options (a `teacher`, a `referee`)."""
+    for where, name, item in _entries(value, path):
+        if name in ("teacher", "referee") and isinstance(item, dict):
+            options = credential_in(item.get("options"), f"{where}.options")
+            found = f"{where}.api_key" if "api_key" in item else options
+            if found:
+                return found
+        found = nested_teacher_credential(item, where)
+        if found:
+            return found
+    return None
+
+
+def _entries(value: Any, path: str) -> Iterator[tuple[str, str | None, Any]]:
+    """(key path, name, item) of each entry of a mapping, or (key path, None, item) of a list's."""
     if isinstance(value, dict):
         for key, item in value.items():
-            where = f"{path}.{key}"
-            if key in ("teacher", "referee") and isinstance(item, dict):
-                found = (
-                    f"{where}.api_key"
-                    if "api_key" in item
-                    else credential_in(item.get("options"), f"{where}.options")
-                )
-                if found:
-                    return found
-            found = nested_teacher_credential(item, where)
-            if found:
-                return found
+            yield f"{path}.{key}", str(key), item
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = nested_teacher_credential(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
+            yield f"{path}[{index}]", None, item
 
 
 def _credential_name(name: str) -> bool:

@@ -87,7 +87,7 @@ def _check_order(stages: list[tuple[StageSpec, Stage]], file: str, gold: bool) -
                 file=file,
                 key=key,
             )
-        if stage.needs_answers and not made and not gold:
+        if stage.needs_answers(spec.config) and not made and not gold:
             raise ConfigError(
                 f"{spec.name} needs answers to learn, and neither a stage before it nor the data gives any "
                 f"(map data.fields.answer for label-only training, or put {_MAKERS} before it)",

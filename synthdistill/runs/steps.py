@@ -73,7 +73,7 @@ class Stage:
     needs_outputs: Callable[[Any], bool] = field(default=lambda config: False)
     """Whether its input records must carry a teacher's outputs (samples, an answer, a rationale), so
     that a stage which makes them has to come before it."""
-    needs_answers: bool = False
+    needs_answers: Callable[[Any], bool] = field(default=lambda config: False)
     """Whether its input records must carry an answer, a teacher's or the data's gold one (label-only
     training learns the data's answers)."""
     makes_outputs: bool = False

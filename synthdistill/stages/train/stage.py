@@ -200,7 +200,10 @@ STAGE = Stage(
     batch_input=True,
     writes_records=False,
     uses=("student",),
-    # Label-only training learns the data's gold answers; replies and rationales must come from a teacher.
-    needs_outputs=lambda config: config.target == "response" or config.step_by_step is not None,
-    needs_answers=True,
+    # Label-only training learns the data's gold answers; replies and rationales must come from a teacher,
+    # or from a file of them mixed in (extra_data).
+    needs_outputs=lambda config: (
+        (config.target == "response" or config.step_by_step is not None) and config.extra_data is None
+    ),
+    needs_answers=lambda config: config.extra_data is None,
 )
