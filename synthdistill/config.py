@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from synthdistill.credentials import credential_in, nested_teacher_credential, refusal
 from synthdistill.errors import ConfigError
 from synthdistill.rawconfig import apply_override, read_raw
+from synthdistill.scoring.task import TaskConfig
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -203,6 +204,11 @@ class DataConfig(BaseModel):
         "{from: column, regex: pattern} (the first group is kept). Empty keeps the columns as they are.",
     )
     split: SplitConfig = Field(default_factory=SplitConfig, description="Sizes of the splits.")
+    task: TaskConfig = Field(
+        default_factory=TaskConfig,
+        description="How answers are scored (type: number|choice|label|text|triple, labels, synonyms); the "
+        "default infers each record's type from its input and gold answer.",
+    )
 
 
 class PipelineConfig(BaseModel):

@@ -2,7 +2,9 @@
 
 A source (found in the `source` registry: `builtin` for `builtin:<task>`, `file` for everything else)
 yields rows; `data.fields` maps each row to the task's fields; rows are de-duplicated by question,
-shuffled with the pipeline's seed, and cut into disjoint test and train splits.
+shuffled with the pipeline's seed, and cut into disjoint test and train splits. A row without a value for
+a field is skipped, except for the `optional` fields a caller names (a column of recorded completions that
+only some rows hold): those are left out of that row's item.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +38,29 @@ def load_splits(
     limit: int | None = None,
     file: str = "",
     notes: list[str] | None = None,
+    optional: Collection[str] = (),
 ) -> tuple[list[Record], list[Record]]:
     """The (train, test) records of a pipeline's data, disjoint and the same for the same seed.
 
     `base_dir` is the pipeline file's folder, against which relative data paths resolve; `limit` keeps
     the first N of each split (the same items a full run starts with); `file` is the pipeline's path,
     named in error messages; `notes` collects what the caller should tell the user (a split the data
-    could not fill).
+    could not fill); `optional` names fields a row may lack (its item is kept without them), though a
+    column that no row has is still an error.
     """
     notes = notes if notes is not None else []
     getters = _compile_fields(config.fields, file)
     n_train, n_test = config.split.train, config.split.test
     # Built-in tasks are asked for both splits' worth even beside a test_source, which may overlap them.
     source_items = _items(
-        config.source, "data.source", config, getters, seed, n_train + n_test, base_dir, file
+        config.source, "data.source", config, getters, seed, n_train + n_test, base_dir, file, optional
     )
     if config.test_source is None:
         n_train, n_test = _fit(len(source_items), n_train, n_test, config.source, notes)
         test, train = source_items[:n_test], source_items[n_test : n_test + n_train]
     else:
         test_items = _items(
-            config.test_source, "data.test_source", config, getters, seed, n_test, base_dir, file
+            config.test_source, "data.test_source", config, getters, seed, n_test, base_dir, file, optional
         )
         test = test_items[:n_test]
         held_out = {_dedup_key(item) for item in test}
@@ -95,12 +99,14 @@ def load_items(
     file: str,
     key: str,
     count: int = 1000,
+    optional: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Every mapped item of one data file (de-duplicated by question, in a seeded order), for evaluation
-    sets and training mixes; errors are one-line DataErrors naming `file` and `key`."""
+    sets, training mixes and joining recorded completions; errors are one-line DataErrors naming `file`
+    and `key`; `optional` as for `load_splits`."""
     config = DataConfig(source=source, fields=fields, options=options)
     # A file is read whole; a builtin task is asked for `count` items.
-    return _items(source, key, config, _compile_fields(fields, file), 0, count, base_dir, file)
+    return _items(source, key, config, _compile_fields(fields, file), 0, count, base_dir, file, optional)
 
 
 def _items(
@@ -112,6 +118,7 @@ def _items(
     count: int,
     base_dir: Path,
     file: str,
+    optional: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """The mapped items of one source, de-duplicated by question and shuffled with `seed`."""
     from synthdistill.registry import registry
@@ -127,7 +134,7 @@ def _items(
         raise _error(file, key, str(exc)) from None
     if not rows:
         raise _error(file, key, f"{spec} has no rows; check that it is the file you meant")
-    items = _map_rows(rows, getters, config, spec, file)
+    items = _map_rows(rows, getters, config, spec, file, optional)
     unique: dict[str, dict[str, Any]] = {}
     for item in items:
         unique.setdefault(_dedup_key(item), item)
@@ -160,19 +167,38 @@ def _dedup_key(item: dict[str, Any]) -> str:
 
 
 def _map_rows(
-    rows: list[dict[str, Any]], getters: dict[str, _Getter], config: DataConfig, source: str, file: str
+    rows: list[dict[str, Any]],
+    getters: dict[str, _Getter],
+    config: DataConfig,
+    source: str,
+    file: str,
+    optional: Collection[str],
 ) -> list[dict[str, Any]]:
     if not getters:
         return [{column: _text(value) for column, value in row.items()} for row in rows]
     items = []
     skipped = dict.fromkeys(getters, 0)
+    # The first row lacking an optional field's column: an error only when every row lacks it (a typo).
+    absent: dict[str, tuple[int, _MissingColumn]] = {}
     for row in rows:
-        item = {field: _text(get(row, source)) for field, get in getters.items()}
-        missing = [field for field, value in item.items() if value is None]
+        item = {}
+        for field, get in getters.items():
+            try:
+                item[field] = _text(get(row, source))
+            except _MissingColumn as exc:
+                if field not in optional:
+                    raise
+                count, first = absent.get(field, (0, exc))
+                absent[field] = (count + 1, first)
+                item[field] = None
+        missing = [field for field, value in item.items() if value is None and field not in optional]
         for field in missing:
             skipped[field] += 1
         if not missing:
-            items.append(item)
+            items.append({field: value for field, value in item.items() if value is not None})
+    for count, first in absent.values():
+        if count == len(rows):
+            raise first
     if not items:
         field = max(skipped, key=lambda name: skipped[name])
         raise _error(
@@ -277,13 +303,20 @@ def _text(value: Any) -> Any:
     return str(value)
 
 
-def _missing_column(file: str, key: str, column: str, row: dict[str, Any], source: str) -> DataError:
+class _MissingColumn(DataError):
+    """A row lacks a column that a field reads."""
+
+
+def _missing_column(file: str, key: str, column: str, row: dict[str, Any], source: str) -> _MissingColumn:
     available = ", ".join(map(str, row)) or "none"
-    return _error(
-        file, key, f"column {column!r} not found in {source}; available columns: {available}; fix {key}"
-    )
+    message = f"column {column!r} not found in {source}; available columns: {available}; fix {key}"
+    return _MissingColumn(_located(file, key, message))
 
 
 def _error(file: str, key: str, message: str) -> DataError:
+    return DataError(_located(file, key, message))
+
+
+def _located(file: str, key: str, message: str) -> str:
     where = ": ".join(part for part in (file, key) if part)
-    return DataError(f"{where}: {message}" if where else message)
+    return f"{where}: {message}" if where else message

@@ -7,6 +7,10 @@ have been seen, and a pipeline that fails leaves the last good run as it was:
 - every template a stage reads exists and parses, and every variable it uses is a field of the records
   that can reach it or one the stage passes (a misspelt `{{ questoin }}` is named, with the fields);
 - the data source exists, parses, maps, and fills each split with at least one item;
+- every item's answer can be scored as its task type (scoring/checks.py): `choices` of the right shape,
+  each gold answer among its item's choices or the task's labels (the items that are not are counted);
+- recorded completions (generate's `recorded`) are there: a field that some training item fills, or a
+  file whose every row matches an item of the data (stages/generate/recorded_checks.py);
 - the student and any local teacher resolve (nothing is converted or downloaded);
 - the stage order makes sense: a stage that needs a teacher's outputs comes after one that makes them,
   one that needs a trained student after a train stage;
@@ -27,6 +31,8 @@ from synthdistill.errors import ConfigError, SynthdistillError, TemplateError
 from synthdistill.records import Record
 from synthdistill.registry import registry
 from synthdistill.runs.steps import Stage
+from synthdistill.scoring.task import TaskConfig
+from synthdistill.stages.generate.recorded_checks import check_recorded, optional_fields
 from synthdistill.templates import Templates
 
 # Stages that make a teacher's outputs, named in the fix of a stage that needs them.
@@ -51,8 +57,15 @@ def check(pipeline: Pipeline, limit: int | None = None) -> Checked:
     templates = Templates.for_pipeline(pipeline.base_dir)
     notes: list[str] = []
     config = pipeline.config
+    # A column of recorded completions may be empty in some rows: generate drops those, with the reason.
     train, test = load_splits(
-        config.data, seed=config.seed, base_dir=pipeline.base_dir, limit=limit, file=file, notes=notes
+        config.data,
+        seed=config.seed,
+        base_dir=pipeline.base_dir,
+        limit=limit,
+        file=file,
+        notes=notes,
+        optional=optional_fields(pipeline),
     )
     if config.data.split.test and not test and limit != 0:
         raise ConfigError(
@@ -61,6 +74,8 @@ def check(pipeline: Pipeline, limit: int | None = None) -> Checked:
             file=file,
             key="data.source",
         )
+    _check_task(config.data.task, [*train, *test], file)
+    check_recorded(pipeline, train, test)
     fields = {key for record in [*train[:50], *test[:50]] for key in record.input}
     _check_order(stages, file, gold=any(record.gold is not None for record in train[:50]))
     for spec, stage in stages:
@@ -96,6 +111,16 @@ def _check_order(stages: list[tuple[StageSpec, Stage]], file: str, gold: bool) -
             )
         trained = trained or spec.name == "train"
         made = made or stage.makes_outputs
+
+
+def _check_task(task: TaskConfig, records: list[Record], file: str) -> None:
+    """Every item's answer can be scored as its task type says; the items that cannot are counted."""
+    from synthdistill.scoring.checks import data_problem
+
+    problem = data_problem(records, task)
+    if problem is not None:
+        key, message = problem
+        raise ConfigError(message, file=file, key=key)
 
 
 def _check_template(templates: Templates, name: str, known: set[str], spec: StageSpec, file: str) -> None:

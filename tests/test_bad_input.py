@@ -233,6 +233,12 @@ PIPELINE_CASES: list[tuple[str, Edit | None, list[str], list[str]]] = [
         [],
         ["stages[1].adversarial", "train"],
     ),
+    (
+        "adversarial answers recorded",
+        _stages(GENERATE, TRAIN, {"adversarial": {"answer": {"recorded": {"field": "answer"}}}}),
+        [],
+        ["stages[2].adversarial.answer", "recorded"],
+    ),
     ("unknown stage", _stages(GENERATE, {"filtre": {}}), [], ["stages[1]", "filtre"]),
     ("stage options not a mapping", _stages({"generate": 5}), [], ["stages[0].generate"]),
     ("two stages in one entry", _stages({"generate": {}, "filter": {}}), [], ["stages[0]"]),

@@ -159,6 +159,53 @@ def test_consistency_checks_the_final_statement_and_the_arithmetic():
     assert verdicts[4].reason == "wrong arithmetic: '7 + 5 = 13'"
 
 
+# choice_consistency -----------------------------------------------------------------------------------
+
+BUM = ["bus depot", "beach", "train station", "bridge", "public building"]
+
+
+def test_choice_consistency_catches_a_rationale_that_names_one_choice_and_answers_another():
+    named = "Of the above choices, only a train station is a place where a bum would live."
+    records = [
+        record(rationale=named, answer="(c) train station", choices=BUM),
+        record(rationale=named, answer="(d) bridge", choices=BUM),
+        record(rationale="Of the above choices, only bridges and beaches fit.", answer="beach", choices=BUM),
+        record(rationale="Of the above choices, only bridges and beaches fit.", answer="c", choices=BUM),
+        record(rationale="Of the above choices, only public buildings fit.", answer="E", choices=BUM),
+        record(rationale="The closest place is the (d) bridge.", answer="(d) bridge", choices=BUM),
+        record(rationale="Of the above choices, the best answer is bus depot.", answer="beach", choices=BUM),
+        record(rationale="Bums live anywhere.", answer="beach", choices=BUM),  # names none: passes
+        record(rationale=named, answer="(f) tent", choices=BUM),  # answers no choice
+        record(rationale="Only 5 fit.", answer="5"),  # not multiple choice
+    ]
+    verdicts = build_critic("choice_consistency").score(records)
+    assert [v.passed for v in verdicts] == [True, False, True, False, True, True, False, True, False, True]
+    assert verdicts[1].reason == "the rationale names 'train station', the answer is 'bridge'"
+    strict = build_critic({"choice_consistency": {"require_named": True}})
+    assert strict.score(records[7:8])[0].passed is False
+
+
+def test_choice_consistency_passes_palms_own_commonsenseqa_answers_and_catches_swapped_ones(shared_data):
+    import json
+
+    from synthdistill.parsing import parse_rationale
+
+    rows = [json.loads(line) for line in (shared_data / "cqa" / "train.jsonl").open(encoding="utf-8")]
+    records, swapped = [], []
+    for row in (row for row in rows if row.get("palm_cot")):
+        parsed = parse_rationale(row["palm_cot"], row["choices"])
+        other = next(c for c in row["choices"] if c != parsed["answer"])
+        records.append(record(rationale=parsed["rationale"], answer=parsed["answer"], choices=row["choices"]))
+        swapped.append(record(rationale=parsed["rationale"], answer=other, choices=row["choices"]))
+    critic = build_critic("choice_consistency")
+    own = [v.passed for v in critic.score(records)]
+    # PaLM's misses are answers of two choices ("either (a) x or (e) y") and near-twin choices
+    # ("only catching fish ... So the answer is (c) catch fish").
+    assert sum(own) / len(own) > 0.97
+    caught = [not v.passed for v in critic.score(swapped)]
+    assert sum(caught) / len(caught) > 0.85  # the rest name no choice ("the closest is to ...")
+
+
 # fields ---------------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,22 @@ from synthdistill.config import TeacherConfig
 from synthdistill.teachers.base import Request
 from synthdistill.teachers.cache import CallCache
 from synthdistill.teachers.costs import Budget, BudgetExceeded, Price
-from synthdistill.teachers.engine import Engine
+from synthdistill.teachers.engine import WINDOW_MIN, Engine
 from synthdistill.teachers.limits import RateLimiter, RateLimitInfo, parse_duration
 from synthdistill.teachers.openai import OpenAIBackend
+from synthdistill.teachers.retries import Backoff
 from synthdistill.teachers.slots import Slots
 from synthdistill.testing import ScriptedServer
 
 
 def engine_for(
-    url: str | list[str], tmp_path: Path, *, max_retries: int = 6, timeout_s: float = 10.0, **options: Any
+    url: str | list[str],
+    tmp_path: Path,
+    *,
+    max_retries: int = 6,
+    timeout_s: float = 10.0,
+    backoff_base_s: float = 0.01,
+    **options: Any,
 ) -> Engine:
     teacher = TeacherConfig(backend="openai", model="scripted", api_base=url, max_concurrency=16)
     return Engine(
@@ -31,8 +39,8 @@ def engine_for(
         max_retries=max_retries,
         timeout_s=timeout_s,
         # Short backoff keeps the tests quick; the logic is the same at production settings.
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
+        backoff_base_s=backoff_base_s,
+        backoff_max_s=max(0.05, backoff_base_s),
         **options,
     )
 
@@ -111,6 +119,77 @@ def test_when_a_stuck_calls_copy_fails_the_retry_does_not_wait_for_the_stuck_cal
     # once copied, was cancelled, not waited on to its 30 s timeout.
     assert engine.stats.hedges == 1 and engine.stats.retries == 1
     assert stats.by_path["/v1/chat/completions"] == 30 + 2
+
+
+def test_when_a_stuck_calls_copy_is_stuck_too_it_gets_a_copy_of_its_own(tmp_path):
+    # Questions 4, 40 and 41 hang the first time, their copies hang too, and the next calls answer. (Few of
+    # them: stuck calls keep their slots, and 16 slots must leave room for the second copies.)
+    with ScriptedServer(latency=0.02, hang_once="question 4", hang_once_then="hang", hang_s=60.0) as server:
+        engine = engine_for(server.url, tmp_path, timeout_s=30.0, hedge_after=3.0)
+        started = time.monotonic()
+        results = list(engine.map(requests(42)))
+        seconds = time.monotonic() - started
+        engine.close()
+        stats = server.stats
+    assert all(not samples[0].error for _, samples in results)
+    assert stats.faults["hang"] == 2 * 3
+    # Not a speed figure: waiting on the two stuck calls would take the whole 30 s timeout.
+    assert seconds < 15
+    assert engine.stats.hedges == 2 * 3 and engine.stats.retries == 0
+    assert engine.stats.calls == stats.by_path["/v1/chat/completions"] == 42 + 2 * 3
+
+
+def test_retries_go_out_at_once_while_failures_are_sparse_and_back_off_once_they_are_not():
+    backoff = Backoff(base_s=1.0, max_s=30.0)
+    # Nothing known of the teacher yet (it may be down): back off.
+    assert 0.5 <= backoff.delay(0) <= 1.0
+    for failed in [False] * 90 + [True] * 10:
+        backoff.observe(failed)
+    assert backoff.delay(0) == backoff.delay(3) == 0.0
+    # A 429's Retry-After is always waited out.
+    assert backoff.delay(0, retry_after=0.5) == 0.5
+    for _ in range(20):
+        backoff.observe(failed=True)
+    # 30 of the last 100 calls failed: the teacher is failing broadly, so retries back off, doubling.
+    assert 2.0 <= backoff.delay(2) <= 4.0
+    assert 15.0 <= backoff.delay(10) <= 30.0
+
+
+def test_a_teacher_that_fails_now_and_then_is_retried_without_waiting_out_a_backoff(tmp_path):
+    with ScriptedServer(latency=0.01, seed=3) as server:
+        # A backoff this long would show: the first retry alone would wait 2.5 to 5 s.
+        engine = engine_for(server.url, tmp_path, backoff_base_s=5.0)
+        list(engine.map(requests(40)))
+        server.rate_500 = 0.1
+        started = time.monotonic()
+        results = list(engine.map((i, r) for i, r in requests(140) if i >= 40))
+        seconds = time.monotonic() - started
+        engine.close()
+        stats = server.stats
+    assert all(not samples[0].error for _, samples in results)
+    assert stats.faults["500"] >= 5 and engine.stats.retries == stats.faults["500"]
+    assert seconds < 2.5
+
+
+def test_the_first_calls_go_out_before_the_whole_window_is_read_in(tmp_path):
+    read = 0
+
+    def items() -> Iterator[tuple[int, Request]]:
+        nonlocal read
+        for item in requests(10_000):
+            read += 1
+            yield item
+
+    with ScriptedServer() as server:
+        engine = engine_for(server.url, tmp_path)
+        results = engine.map(items())
+        next(results)
+        answered_after = read
+        results.close()
+        engine.close()
+    # The engine takes in up to WINDOW_MIN requests ahead of the caller; reading all of them in before the
+    # first call went out held a run's start back by about 0.5 s.
+    assert answered_after < WINDOW_MIN
 
 
 def test_without_hedging_a_stuck_call_waits_for_its_timeout_and_is_retried(tmp_path):

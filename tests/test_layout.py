@@ -22,6 +22,7 @@ FORBIDDEN = {
     "synthdistill.stages": ("pipeline", "dryrun", "export", "cli", "review"),
     "synthdistill.student": ("stages", "pipeline", "dryrun", "export", "cli", "review"),
     "synthdistill.growth": ("stages", "runs", "pipeline", "cli", "review"),
+    "synthdistill.scoring": ("critics", "stages", "runs", "pipeline", "dryrun", "export", "cli", "review"),
     "synthdistill.pipeline": ("cli", "review", "dryrun", "export"),
     "synthdistill.review": ("cli", "stages", "pipeline"),
 }

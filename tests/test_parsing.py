@@ -6,6 +6,8 @@ from synthdistill.parsing import (
     answers_match,
     choice_letter,
     extract_answer,
+    fold,
+    label_of,
     normalize_answer,
     parse_rationale,
 )
@@ -28,6 +30,30 @@ from synthdistill.teachers.engine import ParseError
 )
 def test_parse_rationale_splits_rationale_and_normalised_answer(text, rationale, answer):
     assert parse_rationale(text) == {"rationale": rationale, "answer": answer}
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("Only a house fits. So the answer is (e) house.", "house"),
+        ("So the answer is E.", "house"),
+        ("The answer is HOUSE!", "house"),
+        ("The answer is (f) moon.", "(f) moon"),  # names no choice: kept as written
+        ("So the answer is (b) number 1.", "number 1"),  # a lettered choice is not the number 1
+    ],
+)
+def test_parse_rationale_with_choices_gives_the_choice_text(text, answer):
+    choices = ["garden", "number 1", "park", "shed", "house"]
+    parsed = parse_rationale(text, choices)
+    assert parsed["answer"] == answer and not parsed["rationale"].endswith("So")
+
+
+def test_an_nli_answer_line_gives_the_label():
+    text = "The to go packages are not necessarily from lunch.\nAnswer: neutral"
+    assert parse_rationale(text) == {
+        "rationale": "The to go packages are not necessarily from lunch.",
+        "answer": "neutral",
+    }
 
 
 def test_parse_rationale_leaves_no_connective_stub_on_palms_commonsenseqa_rationales(shared_data):
@@ -93,3 +119,40 @@ def test_normalize_keeps_multi_number_text_as_text():
 )
 def test_choice_letter_reads_a_letter_or_the_choice_text(value, letter):
     assert choice_letter(value, ["London", "Paris", "Rome"]) == letter
+
+
+@pytest.mark.parametrize(
+    ("value", "letter"),
+    [
+        ("(b) Paris", "B"),
+        ("(a) Paris", "B"),  # the text decides where letter and text disagree
+        ("(c) Berlin", "C"),  # a text that names no choice leaves the letter
+        ("the Paris one, surely", "B"),
+        ("either (a) London or (b) Paris", None),
+        ("London or Paris", None),
+    ],
+)
+def test_choice_letter_reads_letter_and_text_together_and_refuses_two(value, letter):
+    assert choice_letter(value, ["London", "Paris", "Rome"]) == letter
+
+
+def test_fold_drops_case_punctuation_and_articles_but_not_a_numbers_point():
+    assert fold("The Eiffel-Tower!", articles=True) == "eiffel tower"
+    assert fold("Costs 3.5, then 1,000.") == "costs 3.5 then 1,000"
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        ("Neutral.", "neutral"),
+        ("it is neutral", "neutral"),
+        ("entailment, since both say so", "entailment"),
+        ("True", "yes"),
+        ("neutral or entailment", None),
+        ("yes, because no one came", "yes"),
+        ("unsure", None),
+    ],
+)
+def test_label_of_reads_a_label_or_a_synonym(value, label):
+    vocabulary = {"entailment": "entailment", "neutral": "neutral", "yes": "yes", "true": "yes"}
+    assert label_of(value, vocabulary) == label

@@ -147,25 +147,30 @@ def metrics_table(manifest: Manifest) -> Table:
 
 
 def evaluation_table(metrics: dict[str, dict[str, Any]]) -> Table:
-    """Accuracy and its 95% interval per model, the student's gain over its base, the judge's win rate."""
-    table = _table(
-        "evaluation on the test split",
-        ["model", "accuracy", "95% CI", "gain over base", "correct", "items"],
-        1,
-    )
-    for label, values in metrics.items():
-        if "accuracy" in values:
-            low, high = values.get("ci", ("", ""))
-            gain = values.get("gain_over_base")
-            gain_text = f"{gain['diff']:+.3f} [{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}]" if gain else ""
-            table.add_row(
-                label,
-                f"{values['accuracy']:.3f}",
-                f"{low:.3f}-{high:.3f}" if values.get("ci") else "",
-                gain_text,
-                str(values.get("correct", "")),
-                str(values.get("n", "")),
-            )
+    """Accuracy and its 95% interval per model, the student's gain over its base, the judge's win rate; free
+    text's ROUGE-L and embedding similarity where there are such items; the scoring used, as the caption."""
+    models = {label: values for label, values in metrics.items() if "accuracy" in values}
+    headers = {"rouge_l": "ROUGE-L", "embedding_similarity": "embedding\nsimilarity"}
+    similarity = [key for key in headers if any(key in values for values in models.values())]
+    columns = ["model", "accuracy", "95% CI", "gain over base", "correct", "items"]
+    table = _table("evaluation on the test split", [*columns, *(headers[k] for k in similarity)], 1)
+    for label, values in models.items():
+        low, high = values.get("ci", ("", ""))
+        gain = values.get("gain_over_base")
+        gain_text = f"{gain['diff']:+.3f} [{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}]" if gain else ""
+        table.add_row(
+            label,
+            f"{values['accuracy']:.3f}",
+            f"{low:.3f}-{high:.3f}" if values.get("ci") else "",
+            gain_text,
+            str(values.get("correct", "")),
+            str(values.get("n", "")),
+            *(f"{values[key]:.3f}" if key in values else "" for key in similarity),
+        )
+    # Metrics of runs made before the scoring was recorded have none to show.
+    scorings = sorted({str(values["scoring"]) for values in models.values() if values.get("scoring")})
+    if scorings:
+        table.caption = f"scored as {'; '.join(scorings)} (data.task)"
     judge = metrics.get("judge")
     if judge:
         low, high = judge["ci"]
@@ -177,6 +182,7 @@ def evaluation_table(metrics: dict[str, dict[str, Any]]) -> Table:
             "",
             "",
             str(judge["n"]),
+            *("" for _ in similarity),
         )
     return table
 

@@ -1,9 +1,11 @@
-"""answer_match: the record's answer equals its gold answer, after normalisation.
+"""answer_match: the record's answer equals its gold answer, as the task's scoring reads both.
 
-Numbers match within a relative tolerance once commas, currency, units and trailing zeros are gone
-("1,000" = "1000", "$5" = "5.00", "7 apples" = "7"); text matches ignoring case and final punctuation;
-a multiple-choice item (a `choices` list or {letter: text} mapping in its input) matches by letter or
-by the choice's text ("B", "(b)", "Paris" are one answer when B is Paris).
+The pipeline's `data.task` (or, undeclared, the record itself) says how (scoring/scorer.py): numbers
+within a relative tolerance once commas, currency, units and trailing zeros are gone ("1,000" = "1000",
+"$5" = "5.00"); a multiple-choice item (`choices` in its input) by the choice named, by letter, by text
+or as "(c) text"; a label by the label or a declared synonym; free text and triple tails after
+normalisation. evaluate and self_consistency read answers through the same scorer, so a record this
+critic keeps is one evaluate would score right.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdistill.critics import BaseCritic, field_text
-from synthdistill.parsing import answers_match, choice_letter
 from synthdistill.records import Record, Verdict
+from synthdistill.scoring.scorer import Scorer
+from synthdistill.scoring.task import TaskConfig
 
 
 class AnswerMatch(BaseCritic):
@@ -23,36 +26,43 @@ class AnswerMatch(BaseCritic):
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        tolerance: float = Field(1e-6, ge=0.0, description="Relative tolerance for numeric answers.")
+        tolerance: float | None = Field(
+            None, ge=0.0, description="Relative tolerance for numeric answers; None takes data.task's."
+        )
         missing_gold: bool = Field(False, description="Whether a record without a gold answer passes.")
         field: str = Field("answer", description="Field holding the predicted answer (see field_text).")
         gold_field: str = Field("input.answer", description="Field holding the gold answer.")
-        choices_field: str = Field(
-            "choices",
+        choices_field: str | None = Field(
+            None,
             description="Input key of a multiple-choice item's options (a list, lettered A, B, ..., or a "
-            "{letter: text} mapping); items without it are compared as free answers.",
+            "{letter: text} mapping); None takes data.task's (choices).",
         )
 
     options: Options
 
     def score(self, records: list[Record]) -> list[Verdict]:
         """Compare each record's answer with its gold answer."""
-        return [self._judge(record) for record in records]
+        scorer = Scorer(self._task())
+        return [self._judge(record, scorer) for record in records]
 
-    def _judge(self, record: Record) -> Verdict:
+    def _task(self) -> TaskConfig:
+        """The pipeline's task (a critic built outside a pipeline infers it), with this critic's overrides."""
+        task = self.ctx.pipeline.config.data.task if self.ctx is not None else TaskConfig()
+        overrides = {
+            key: value
+            for key, value in (
+                ("tolerance", self.options.tolerance),
+                ("choices_field", self.options.choices_field),
+            )
+            if value is not None
+        }
+        return task.model_copy(update=overrides) if overrides else task
+
+    def _judge(self, record: Record, scorer: Scorer) -> Verdict:
         gold = _optional_text(record, self.options.gold_field)
         if gold is None:
             return Verdict(passed=self.options.missing_gold, reason="no gold answer")
-        predicted = _optional_text(record, self.options.field)
-        choices = record.input.get(self.options.choices_field)
-        if isinstance(choices, list | dict) and choices:
-            got, want = choice_letter(predicted or "", choices), choice_letter(gold, choices)
-            ok = got is not None and got == want
-            reason = "matches gold" if ok else f"choice {got or predicted!r} != gold {want or gold!r}"
-        else:
-            ok = answers_match(predicted, gold, self.options.tolerance)
-            reason = "matches gold" if ok else f"answer {predicted!r} != gold {gold!r}"
-        return Verdict(score=1.0 if ok else 0.0, passed=ok, reason=reason)
+        return scorer.judge(_optional_text(record, self.options.field), record, gold)
 
 
 def _optional_text(record: Record, field: str) -> str | None:

@@ -3,7 +3,8 @@
 One module (or package, when a stage has helpers) per stage, each exporting `STAGE` (a `Stage` from
 synthdistill/runs/steps.py), registered by name through the `synthdistill.stages` entry points:
 
-- generate.py: the teacher writes samples from a template (rationales, events, triples, instructions);
+- generate/: the teacher writes samples from a template (rationales, events, triples, instructions), or
+  recorded completions (a published set, a batch job's output) enter as samples;
 - self_consistency.py: votes over each record's samples, optionally asks again with the gold as a hint;
 - filter.py: critics (synthdistill/critics/) keep or drop records, batch by batch;
 - evolve.py, self_instruct/: grow new instructions from seeds (Evol-Instruct, Self-Instruct);

@@ -1,9 +1,11 @@
 """self_consistency: vote over each record's samples, record the agreement, hand on the rationales.
 
 Each kept rationale becomes a record of its own (a child of the problem), so that critics and
-training see one rationale at a time; identical rationales are handed on once. Answers are
-normalised before the vote ("1,000" and "1000" are one answer), and every record, kept or dropped,
-carries the share of its samples that agree with its answer.
+training see one rationale at a time; identical rationales are handed on once. Answers are put in
+their task type's canonical form before the vote (scoring/scorer.py: "1,000" and "1000" are one
+answer, and so are "(c) house", "c" and "House" when house is choice c), and every record, kept or
+dropped, carries the share of its samples that agree with its answer. An answer that names none of an
+item's choices or labels gets no vote.
 
 With `rationalize`, a problem whose samples all miss the gold answer is asked again with the gold
 answer as a hint (STaR's rationalisation). The hint goes only into that request: the child's input
@@ -22,11 +24,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthdistill.critics.choice_consistency import check_choice_consistency
 from synthdistill.critics.consistency import check_consistency
-from synthdistill.parsing import answers_match, normalize_answer, parse_rationale
-from synthdistill.records import Provenance, Record, Sample
+from synthdistill.parsing import parse_rationale
+from synthdistill.records import Provenance, Record, Sample, Verdict
 from synthdistill.runs.context import StageContext
 from synthdistill.runs.steps import Stage
+from synthdistill.scoring.scorer import Scorer
 from synthdistill.teachers.base import Request
 
 STAGE_NAME = "self_consistency"
@@ -83,13 +87,14 @@ class SelfConsistencyConfig(BaseModel):
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """Vote per record and yield one child per rationale handed on (inputs in order)."""
     config: SelfConsistencyConfig = ctx.config
+    scorer = Scorer(ctx.pipeline.config.data.task)
     shares: list[float] = []
     rationalized = 0
     iterator = iter(records)
     while chunk := list(islice(iterator, _CHUNK)):
-        outcomes = [_vote(record, config, shares) for record in chunk]
+        outcomes = [_vote(record, config, shares, scorer) for record in chunk]
         unsolved = [record for record, out in zip(chunk, outcomes, strict=True) if out is None]
-        hinted = _rationalize(unsolved, ctx, config) if unsolved else {}
+        hinted = _rationalize(unsolved, ctx, config, scorer) if unsolved else {}
         for record, out in zip(chunk, outcomes, strict=True):
             for produced in out if out is not None else hinted[record.id]:
                 rationalized += _is_rationalized(produced)
@@ -100,20 +105,24 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
         ctx.details["rationalized"] = rationalized
 
 
-def _vote(record: Record, config: SelfConsistencyConfig, shares: list[float]) -> list[Record] | None:
+def _vote(
+    record: Record, config: SelfConsistencyConfig, shares: list[float], scorer: Scorer
+) -> list[Record] | None:
     """The records handed on for one problem, or None when it needs rationalisation."""
-    parsed = [s for s in record.samples if s.error is None and s.fields.get("answer") is not None]
+    voted = [(s, scorer.key(s.fields.get("answer"), record)) for s in record.samples if s.error is None]
+    parsed = [s for s, key in voted if key is not None]
     gold = record.gold
-    if (
-        config.rationalize
-        and gold is not None
-        and not any(answers_match(s.fields["answer"], gold) for s in parsed)
-    ):
+
+    def agrees(sample: Sample, answer: object) -> bool:
+        return scorer.same(sample.fields["answer"], answer, record)
+
+    if config.rationalize and gold is not None and not any(agrees(s, gold) for s in parsed):
         return None
     if not parsed:
         return [record.drop(STAGE_NAME, "no parsed sample to vote on")]
-    votes = Counter(normalize_answer(s.fields["answer"]) for s in parsed)
-    majority, majority_count = votes.most_common(1)[0]
+    votes = Counter(key for _, key in voted if key is not None)
+    top, majority_count = votes.most_common(1)[0]
+    majority = scorer.canonical(next(s for s, key in voted if key == top).fields["answer"], record)
     share = majority_count / len(record.samples)
     shares.append(share)
     if share < config.min_agreement:
@@ -123,11 +132,9 @@ def _vote(record: Record, config: SelfConsistencyConfig, shares: list[float]) ->
             )
         ]
     target = gold if config.target == "gold" and gold is not None else majority
-    chosen = _choose(parsed, target, config.keep)
+    chosen = [s for s in _distinct(parsed) if config.keep == "all" or agrees(s, target)]
     if not chosen:
-        target_share = sum(1 for s in parsed if answers_match(s.fields["answer"], target)) / len(
-            record.samples
-        )
+        target_share = sum(1 for s in parsed if agrees(s, target)) / len(record.samples)
         return [
             record.model_copy(update={"agreement": round(target_share, 4)}).drop(
                 STAGE_NAME, f"no sample agrees with the {config.target} answer {target}"
@@ -135,8 +142,8 @@ def _vote(record: Record, config: SelfConsistencyConfig, shares: list[float]) ->
         ]
     children = []
     for sample in chosen[: config.max_per_record]:
-        answer = normalize_answer(sample.fields["answer"])
-        agree = sum(1 for s in parsed if answers_match(s.fields["answer"], answer)) / len(record.samples)
+        answer = scorer.canonical(sample.fields["answer"], record)
+        agree = sum(1 for s in parsed if agrees(s, answer)) / len(record.samples)
         children.append(
             record.child(
                 rationale=sample.fields.get("rationale", ""),
@@ -148,12 +155,11 @@ def _vote(record: Record, config: SelfConsistencyConfig, shares: list[float]) ->
     return children
 
 
-def _choose(parsed: list[Sample], target: str, keep: str) -> list[Sample]:
+def _distinct(parsed: list[Sample]) -> list[Sample]:
+    """The samples in order, each rationale and answer once."""
     seen: set[str] = set()
     chosen = []
     for sample in parsed:
-        if keep == "agreeing" and not answers_match(sample.fields["answer"], target):
-            continue
         text = sample.fields.get("rationale", "") + "\n" + str(sample.fields["answer"])
         if text not in seen:
             seen.add(text)
@@ -162,7 +168,7 @@ def _choose(parsed: list[Sample], target: str, keep: str) -> list[Sample]:
 
 
 def _rationalize(
-    records: list[Record], ctx: StageContext, config: SelfConsistencyConfig
+    records: list[Record], ctx: StageContext, config: SelfConsistencyConfig, scorer: Scorer
 ) -> dict[str, list[Record]]:
     """Ask the teacher again with the gold answer as a hint; keep the checked rationales that reach it."""
     provenance = ctx.provenance(
@@ -193,19 +199,22 @@ def _rationalize(
 
     results: dict[str, list[Record]] = {}
     for record, samples in ctx.engine().map(requests(), parse_rationale):
-        results[record.id] = _hinted_children(record, samples, provenance, config)
+        results[record.id] = _hinted_children(record, samples, provenance, config, scorer)
     return results
 
 
 def _hinted_children(
-    record: Record, samples: list[Sample], provenance: Provenance, config: SelfConsistencyConfig
+    record: Record,
+    samples: list[Sample],
+    provenance: Provenance,
+    config: SelfConsistencyConfig,
+    scorer: Scorer,
 ) -> list[Record]:
-    gold = record.gold or ""
     children: list[Record] = []
     reasons: list[str] = []
     seen: set[str] = set()
     for sample in samples:
-        problem = _hinted_problem(sample, gold, config.check_rationalized)
+        problem = _hinted_problem(sample, record, scorer, config.check_rationalized)
         if problem:
             reasons.append(problem)
             continue
@@ -215,7 +224,7 @@ def _hinted_children(
         seen.add(rationale)
         child = record.child(
             rationale=rationale,
-            answer=normalize_answer(sample.fields["answer"]),
+            answer=scorer.canonical(sample.fields["answer"], record),
             agreement=0.0,  # no unhinted sample reached it
             samples=[sample],
         )
@@ -226,19 +235,28 @@ def _hinted_children(
     return [record.model_copy(update={"agreement": 0.0}).drop(STAGE_NAME, f"rationalisation failed: {why}")]
 
 
-def _hinted_problem(sample: Sample, gold: str, check: bool) -> str:
+def _hinted_problem(sample: Sample, record: Record, scorer: Scorer, check: bool) -> str:
     """Why a hinted sample cannot be kept, or "" when it can."""
     if sample.error is not None:
         return f"unparsable ({sample.error})"
-    if not answers_match(sample.fields.get("answer"), gold):
+    if not scorer.same(sample.fields.get("answer"), record.gold, record):
         return f"missed the hinted answer ({sample.fields.get('answer')})"
     rationale = str(sample.fields.get("rationale", ""))
     if not check:
         return ""
     if _HINT_LEAK.search(rationale):
         return "mentions the hint"
-    verdict = check_consistency(rationale, gold)
+    verdict = _consistency(rationale, record, scorer)
     return "" if verdict.passed else verdict.reason
+
+
+def _consistency(rationale: str, record: Record, scorer: Scorer) -> Verdict:
+    """A multiple-choice rationale names the gold choice; any other states the gold answer last."""
+    gold = record.gold or ""
+    choices = record.input.get(scorer.task.choices_field)
+    if scorer.type_of(record) == "choice" and isinstance(choices, list | dict):
+        return check_choice_consistency(rationale, gold, choices)
+    return check_consistency(rationale, gold)
 
 
 def _is_rationalized(record: Record) -> bool:

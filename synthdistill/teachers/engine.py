@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from synthdistill.teachers.counters import Planned, TeacherCounters
 from synthdistill.teachers.hedging import Latencies, hedged
 from synthdistill.teachers.limits import RateLimiter
 from synthdistill.teachers.loop import LoopThread
+from synthdistill.teachers.retries import Backoff
 from synthdistill.teachers.slots import Slot, Slots
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,8 @@ class Engine:
         self.max_retries = max_retries
         self.timeout_s = timeout_s
         self.parse_retries = parse_retries
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
+        self.backoff = Backoff(backoff_base_s, backoff_max_s)
+        """Delays between retries: none while failures are sparse, growing once they are not (retries.py)."""
         self.limiter = limiter or RateLimiter()
         self.price = price
         self.budget = budget
@@ -103,7 +103,6 @@ class Engine:
         self.planned = Planned()
         self._identity: str | None = None
         self._thread = LoopThread("synthdistill-engine")
-        self._random = random.Random(0)
 
     def map(
         self,
@@ -189,6 +188,9 @@ class Engine:
                 task = asyncio.ensure_future(one(_Pending(index, payload, request)))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                # Let the request start (its cache lookup, its call) before the next is read in: taking in
+                # the whole window of 4,096 first held the run's first call back by about 0.5 s.
+                await asyncio.sleep(0)
             if tasks:
                 await asyncio.gather(*tasks)
             results.put(stopped[0] if stopped else done)
@@ -262,7 +264,7 @@ class Engine:
                 # Retry-After holds back only this request: one 429 says little of the window, and pausing
                 # every request on it would stall a run at a few percent of 429s. The provider's
                 # x-ratelimit headers, which do describe the shared window, pause all (limits.py).
-                delay = getattr(exc, "retry_after", None) or self._backoff(attempt)
+                delay = self.backoff.delay(attempt, getattr(exc, "retry_after", None))
                 log.info("retrying after %.2fs (attempt %d): %s", delay, attempt + 1, last_error)
                 await asyncio.sleep(delay)
                 continue
@@ -306,10 +308,13 @@ class Engine:
                 if sending is not None:
                     sending.set()
                 response = await asyncio.wait_for(self.backend.complete(request), self.timeout_s)
-        except BaseException:
+        except BaseException as exc:
             if self.budget is not None:
                 self.budget.settle(worst_cost, 0.0)  # providers do not bill a failed or cancelled call
+            if isinstance(exc, TransientError | TimeoutError):
+                self.backoff.observe(failed=True)
             raise
+        self.backoff.observe(failed=False)
         self._latencies.add(time.monotonic() - started)
         # Billed here, per answered call: a hedge's loser that answered too is paid for, and counted.
         used_completion = sum(c.completion_tokens for c in response.completions)
@@ -329,11 +334,6 @@ class Engine:
             self.planned.count(pending.request.model_copy(update={"n": len(missing)}), self.price or FREE)
         for i, key in missing:
             pending.samples[i] = Sample(text="", cache_key=key, error="not sent: dry run")
-
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter keeps many clients that failed together from retrying together.
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
-        return self._random.uniform(ceiling / 2, ceiling)
 
 
 def build_engine(

@@ -29,11 +29,22 @@ class LoopThread:
         return self._loop
 
     def stop(self, last: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run `last()` on the loop, then stop the loop and its thread; nothing if it was never started."""
+        """Cancel what still runs on the loop (a map its caller left, by Ctrl-C or an error), run `last()`,
+        then stop the loop and its thread; nothing if it was never started."""
         if self._loop is None:
             return
-        asyncio.run_coroutine_threadsafe(last(), self._loop).result(timeout=60)
+        asyncio.run_coroutine_threadsafe(_cancel_then(last), self._loop).result(timeout=60)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._loop = None
+
+
+async def _cancel_then(last: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    # Tasks left pending when the loop stops are destroyed with a warning on stderr at exit.
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    await last()

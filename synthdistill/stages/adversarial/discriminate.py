@@ -1,8 +1,9 @@
 """discriminate, a step of the adversarial rounds: mark the items where the student falls short.
 
-An item is hard when the student's answer is wrong against its gold answer, or, without gold, when the
-referee (the teacher, or `referee`) scores the teacher's answer at least `gap` above the student's on a
-1-10 scale, averaged over both orders so that a referee's position bias cancels.
+An item is hard when the student's answer is wrong against its gold answer (read and judged by the
+task's scorer, as evaluate and the answer_match critic judge it), or, without gold, when the referee
+(the teacher, or `referee`) scores the teacher's answer at least `gap` above the student's on a 1-10
+scale, averaged over both orders so that a referee's position bias cancels.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Iterable, Iterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdistill.config import MaxTokens, TeacherConfig
-from synthdistill.parsing import answers_match, extract_answer
 from synthdistill.records import Record, Verdict, chunks
 from synthdistill.runs.context import StageContext
 from synthdistill.runs.steps import Stage
+from synthdistill.scoring.scorer import Scorer
 from synthdistill.student.prompts import response_text
 from synthdistill.teachers.base import Request
 
@@ -54,6 +55,7 @@ def _discriminate(records: Iterable[Record], ctx: StageContext) -> Iterator[Reco
     """Each probed record with a `discriminate` verdict: failed (hard) or passed (easy)."""
     config: DiscriminateConfig = ctx.config
     referee = ctx.engine(config.referee)
+    scorer = Scorer(ctx.pipeline.config.data.task)
 
     def requests(batch: list[Record]) -> Iterator[tuple[tuple[int, int], Request]]:
         for i, record in enumerate(batch):
@@ -82,7 +84,7 @@ def _discriminate(records: Iterable[Record], ctx: StageContext) -> Iterator[Reco
                 verdict = _refereed(replies.get((i, 0), ""), replies.get((i, 1), ""), config.gap)
                 counts["refereed"] += 1
             else:
-                verdict = _by_gold(record)
+                verdict = _by_gold(record, scorer)
                 counts["by_gold"] += 1
             counts["hard" if not verdict.passed else "easy"] += 1
             yield record.model_copy(update={"verdicts": {**record.verdicts, HARD: verdict}})
@@ -93,9 +95,9 @@ def _needs_referee(record: Record, config: DiscriminateConfig) -> bool:
     return bool(record.samples) and not (config.use_gold and record.gold is not None)
 
 
-def _by_gold(record: Record) -> Verdict:
-    answer = extract_answer(record.samples[0].text)
-    right = answers_match(answer, record.gold)
+def _by_gold(record: Record, scorer: Scorer) -> Verdict:
+    answer = scorer.read(record.samples[0].text, record)
+    right = scorer.judge(answer, record).passed
     reason = f"student answered {answer!r}, gold {record.gold!r}"
     return Verdict(score=0.0 if right else 1.0, passed=right, reason=reason)
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from synthdistill.errors import StageError
 from synthdistill.records import Record, stable_hash
@@ -76,6 +76,15 @@ class AdversarialConfig(GrowOptions, DiscriminateOptions):
     answer: GenerateConfig = Field(
         default_factory=GenerateConfig, description="How the teacher answers new instructions (generate)."
     )
+
+    @field_validator("answer")
+    @classmethod
+    def _answered_by_the_teacher(cls, value: GenerateConfig) -> GenerateConfig:
+        # New instructions have no recorded completions: every one of them would be dropped.
+        if value.recorded is not None:
+            raise ValueError("new instructions are answered by the teacher; remove answer.recorded")
+        return value
+
     self_consistency: SelfConsistencyConfig | None = Field(
         None, description="Voting over the answers' samples; None keeps the first parsable one."
     )

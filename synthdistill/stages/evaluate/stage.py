@@ -1,10 +1,12 @@
 """evaluate: accuracy of the base student, the trained student and (optionally) the teacher on held-out items.
 
-Answers are read with parsing.py, as the critics read them; each accuracy carries a seeded percentile
-bootstrap interval, and the student's gain over its base a paired one, so a reader sees whether a gain
-is real. The teacher can also judge student against base on open-ended prompts, in both orders. The
-metrics go to the manifest and the model card, predictions and judgments to the stage folder, and a
-plot to `accuracy.png`. `evaluate_model` runs the same on any model and data file, without a pipeline.
+Answers are read and judged by the task's scorer (scoring/scorer.py), as the answer_match critic and
+self_consistency read them (accuracy.py; free text also gets ROUGE-L and embedding similarity); each
+accuracy carries a seeded percentile bootstrap interval, and the student's gain over its base a paired
+one, so a reader sees whether a gain is real. The teacher can also judge student against base on
+open-ended prompts, in both orders. The metrics go to the manifest and the model card, predictions and
+judgments to the stage folder, and a plot to `accuracy.png`. `evaluate_model` runs the same on any
+model and data file, without a pipeline.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthdistill.data import load_items
-from synthdistill.parsing import answers_match, extract_answer
-from synthdistill.records import Record, Verdict
+from synthdistill.embeddings import DEFAULT_EMBEDDER
+from synthdistill.records import Record
 from synthdistill.runs.context import StageContext
 from synthdistill.runs.folder import RecordWriter
 from synthdistill.runs.steps import Stage
+from synthdistill.scoring.scorer import Scorer
+from synthdistill.scoring.task import TaskConfig
 from synthdistill.student.prompts import Task, TaskCue, prompt_messages
 from synthdistill.teachers.base import Request
 from synthdistill.teachers.engine import Engine
@@ -69,6 +73,11 @@ class EvaluateConfig(BaseModel):
         None, description="Teacher-judged win rate of student over base; None skips it (it costs calls)."
     )
     plot: bool = Field(True, description="Whether to save accuracy.png in the stage folder.")
+    embedder: str | None = Field(
+        DEFAULT_EMBEDDER,
+        description="Embedder of free-text items' answers and references, for their embedding similarity "
+        "(beside exact match and ROUGE-L); None skips it.",
+    )
     student_task: Task = Field(
         "label",
         description="The task a step-by-step student is asked at test time: label (the answer alone, as "
@@ -133,6 +142,7 @@ def evaluate_model(
     base: str | None = None,
     template: str = "cot_student.j2",
     max_tokens: int = 192,
+    task: TaskConfig | None = None,
     limit: int | None = None,
     output: Path | None = None,
     device: str = "auto",
@@ -140,7 +150,8 @@ def evaluate_model(
 ) -> dict[str, dict[str, Any]]:
     """Accuracy of `model` (and of `base`, when given) on a data file; the API of `synthdistill evaluate`.
 
-    Predictions and the plot go to `output` (default outputs/evaluate-<model folder name>).
+    Predictions and the plot go to `output` (default outputs/evaluate-<model folder name>); `task` says how
+    answers are scored (None infers it per item, as a pipeline's `data.task` does).
     """
     from synthdistill.config import (
         DataConfig,
@@ -168,7 +179,12 @@ def evaluate_model(
         seed=seed,
         device=device,
         student=StudentConfig(model=base or model),
-        data=DataConfig(source=data, fields=fields or {}, split=SplitConfig(train=1, test=len(test))),
+        data=DataConfig(
+            source=data,
+            fields=fields or {},
+            split=SplitConfig(train=1, test=len(test)),
+            task=task or TaskConfig(),
+        ),
         stages=[{"evaluate": stage_config.model_dump()}],
     )
     spec = StageSpec(name="evaluate", index=1, config=stage_config)
@@ -220,8 +236,9 @@ def _accuracy(
     config: EvaluateConfig,
     ctx: StageContext,
 ) -> tuple[dict[str, Any], list[float]]:
-    from synthdistill.stages.evaluate.stats import bootstrap_ci
+    from synthdistill.stages.evaluate.accuracy import accuracy_metrics, grade
 
+    scorer = Scorer(ctx.pipeline.config.data.task)
     requests = (
         (
             record,
@@ -232,24 +249,20 @@ def _accuracy(
         )
         for record in test
     )
-    rows = []
-    for record, samples in engine.map(requests):
-        answer = extract_answer(samples[0].text) if samples else None
-        ok = answers_match(answer, record.gold)
-        verdict = Verdict(score=float(ok), passed=ok, reason=f"predicted {answer!r}, gold {record.gold!r}")
-        rows.append(
-            record.model_copy(update={"samples": samples, "answer": answer, "verdicts": {"correct": verdict}})
-        )
+    rows = [grade(record, samples, scorer) for record, samples in engine.map(requests)]
     path = ctx.folder / f"predictions-{label}.jsonl"
     path.unlink(missing_ok=True)
     with RecordWriter(path) as writer:
         writer.write(rows)
-    scores = [float(row.verdicts["correct"].passed) for row in rows]
-    correct = int(sum(scores))
-    accuracy = correct / len(test) if test else 0.0
-    low, high = bootstrap_ci(scores, resamples=config.resamples, seed=ctx.seed)
-    ctx.log.info("%s accuracy %.3f [%.3f, %.3f] on %d items", label, accuracy, low, high, len(test))
-    return {"accuracy": round(accuracy, 4), "ci": [low, high], "correct": correct, "n": len(test)}, scores
+    metrics, scores = accuracy_metrics(
+        rows, scorer, resamples=config.resamples, seed=ctx.seed, embedder=config.embedder
+    )
+    low, high = metrics["ci"]
+    ctx.log.info(
+        "%s accuracy %.3f [%.3f, %.3f] on %d items (%s)",
+        label, metrics["accuracy"], low, high, len(rows), metrics["scoring"],
+    )  # fmt: skip
+    return metrics, scores
 
 
 def _judge(

@@ -3,22 +3,33 @@
 `parse` says what a sample holds: a rationale and final answer, plain text, or, for symbolic knowledge
 (synthdistill/symbolic.py), a list of events or of tails, each of which becomes a child record. `expand`
 fans a record out into one request per combination of template values (one per relation, say), and each
-output record carries its values in its input.
+output record carries its values in its input. `recorded` takes completions a teacher already wrote
+(recorded.py) as the samples instead, parsed the same way, without calling the teacher.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from synthdistill.config import MaxTokens, ParseRetries, Temperature, TopP
 from synthdistill.parsing import parse_rationale
 from synthdistill.records import Provenance, Record, Sample, chunks, stable_hash
 from synthdistill.runs.context import StageContext
 from synthdistill.runs.steps import Stage
+from synthdistill.stages.generate.recorded import Recorded, RecordedConfig, open_recorded
 from synthdistill.symbolic import event_records, parse_events, parse_tails, triple_records
 from synthdistill.teachers.base import Request
 from synthdistill.teachers.engine import Parser
@@ -35,6 +46,8 @@ PARSED_INPUTS = {"events": ("head",), "triples": ("head", "relation", "question"
 
 # (expanded values, samples) for each request made for one record.
 _Answered = list[tuple[dict[str, str], list[Sample]]]
+# The options that shape a request: recorded completions were written without one.
+_SAMPLING = ("template", "n", "temperature", "top_p", "max_tokens", "stop", "expand", "parse_retries")
 
 
 class _Payload(NamedTuple):
@@ -74,6 +87,12 @@ class GenerateConfig(BaseModel):
     )
     # Only a sampling teacher can answer differently when asked again.
     parse_retries: ParseRetries = 0
+    recorded: RecordedConfig | None = Field(
+        None,
+        description="Take completions a teacher already wrote (a data column, a batch job's output file, "
+        "an earlier export) as the samples, parsed as `parse` says, instead of calling the teacher: no "
+        "call, no cache entry, nothing spent. None samples the teacher.",
+    )
 
     @field_validator("expand")
     @classmethod
@@ -85,10 +104,32 @@ class GenerateConfig(BaseModel):
                 raise ValueError(f"expand.{name} repeats a value; list each once")
         return value
 
+    @model_validator(mode="after")
+    def _recorded_is_not_sampled(self) -> GenerateConfig:
+        given = [name for name in _SAMPLING if name in self.model_fields_set]
+        if self.recorded is not None and given:
+            raise ValueError(
+                f"recorded completions are written already, not requested: remove {', '.join(given)} "
+                "(or remove recorded to sample the teacher)"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when unset, so that the fingerprints of runs made before the option existed still hold.
+        dumped: dict[str, Any] = handler(self)
+        if self.recorded is None:
+            dumped.pop("recorded", None)
+        return dumped
+
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     """Sample completions for each record; a record with no parsable sample is dropped with the reason."""
     config: GenerateConfig = ctx.config
+    if config.recorded is not None:
+        # No engine is built: nothing is loaded, called, cached or spent.
+        yield from _run_recorded(records, ctx, open_recorded(config.recorded, ctx.pipeline, ctx.spec.name))
+        return
     engine = ctx.engine()
     provenance = ctx.provenance(
         config.template, config.model_dump(exclude={"template", "parse", "parse_retries", "expand"})
@@ -141,6 +182,33 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
             _count(answered, outputs, counts, by_value)
             yield from outputs
         pending = []
+    _report(ctx, counts, by_value)
+
+
+def _run_recorded(records: Iterable[Record], ctx: StageContext, recorded: Recorded) -> Iterator[Record]:
+    """Each record with its recorded completions as samples; one without any is dropped with the reason."""
+    config: GenerateConfig = ctx.config
+    counts = {"samples_parsed": 0, "samples_failed": 0, "records_made": 0, "records_unrecorded": 0}
+    for record in records:
+        samples, reason = recorded.samples(record, _PARSERS[config.parse])
+        if not samples:
+            counts["records_unrecorded"] += 1
+            update = {"provenance": [*record.provenance, recorded.provenance]}
+            yield record.model_copy(update=update).drop("generate", reason)
+            continue
+        answered: _Answered = [({}, samples)]
+        outputs = _outputs(record, answered, config.parse, recorded.provenance)
+        _count(answered, outputs, counts, {})
+        yield from outputs
+    if counts["records_unrecorded"]:
+        ctx.log.warning(
+            "%d records had no recorded completion and were dropped (see their generate verdict)",
+            counts["records_unrecorded"],
+        )
+    _report(ctx, counts, {})
+
+
+def _report(ctx: StageContext, counts: dict[str, int], by_value: dict[str, dict[str, int]]) -> None:
     total = counts["samples_parsed"] + counts["samples_failed"]
     ctx.details.update(counts)
     ctx.details["parse_rate"] = round(counts["samples_parsed"] / total, 4) if total else None
@@ -209,12 +277,20 @@ def _variables(record: Record, values: dict[str, str]) -> dict[str, Any]:
     return {**record.input, **values, "record": record}
 
 
+def _recorded_file(config: GenerateConfig, base_dir: Path) -> list[Path]:
+    # A file of recorded completions is hashed into the fingerprint, as a template is.
+    if config.recorded is None or config.recorded.file is None:
+        return []
+    return [base_dir / Path(config.recorded.file).expanduser()]
+
+
 STAGE = Stage(
     name="generate",
     config=GenerateConfig,
     run=run,
     summary="Sample rationales and answers (or events and triples) from the teacher.",
-    inputs=lambda config: [config.template],
+    inputs=lambda config: [] if config.recorded else [config.template],
+    files=lambda config, base_dir, run_dir: _recorded_file(config, base_dir),
     uses=("teacher",),
     variables=lambda config: {"record", *config.expand},
     adds=lambda config: {*config.expand, *PARSED_INPUTS.get(config.parse, ())},
