@@ -102,15 +102,21 @@ def test_a_stuck_call_is_hedged_instead_of_waited_out(tmp_path):
     assert engine.stats.completion_tokens == sum(s.completion_tokens for _, (s,) in results)
 
 
-def test_when_a_stuck_calls_copy_fails_the_retry_does_not_wait_for_the_stuck_call(tmp_path):
-    # Question 3 hangs the first time; its hedge copy gets a 500; the retry after it answers.
-    with ScriptedServer(latency=0.02, hang_once="question 3", hang_once_then="500", hang_s=60.0) as server:
+def hedged_run(tmp_path, n: int, **faults: str):
+    """`n` requests through a hedging engine (30 s timeout) against a server with hang faults: the engine,
+    its results, the seconds they took and the server's stats."""
+    with ScriptedServer(latency=0.02, hang_s=60.0, **faults) as server:
         engine = engine_for(server.url, tmp_path, timeout_s=30.0, hedge_after=3.0)
         started = time.monotonic()
-        results = list(engine.map(requests(30)))
+        results = list(engine.map(requests(n)))
         seconds = time.monotonic() - started
         engine.close()
-        stats = server.stats
+        return engine, results, seconds, server.stats
+
+
+def test_when_a_stuck_calls_copy_fails_the_retry_does_not_wait_for_the_stuck_call(tmp_path):
+    # Question 3 hangs the first time; its hedge copy gets a 500; the retry after it answers.
+    engine, results, seconds, stats = hedged_run(tmp_path, 30, hang_once="question 3", hang_once_then="500")
     assert all(not samples[0].error for _, samples in results)
     assert stats.faults["hang"] == 1 and stats.faults["500"] == 1
     # Not a speed figure: waiting on the stuck call would take its whole 30 s timeout.
@@ -124,13 +130,7 @@ def test_when_a_stuck_calls_copy_fails_the_retry_does_not_wait_for_the_stuck_cal
 def test_when_a_stuck_calls_copy_is_stuck_too_it_gets_a_copy_of_its_own(tmp_path):
     # Questions 4, 40 and 41 hang the first time, their copies hang too, and the next calls answer. (Few of
     # them: stuck calls keep their slots, and 16 slots must leave room for the second copies.)
-    with ScriptedServer(latency=0.02, hang_once="question 4", hang_once_then="hang", hang_s=60.0) as server:
-        engine = engine_for(server.url, tmp_path, timeout_s=30.0, hedge_after=3.0)
-        started = time.monotonic()
-        results = list(engine.map(requests(42)))
-        seconds = time.monotonic() - started
-        engine.close()
-        stats = server.stats
+    engine, results, seconds, stats = hedged_run(tmp_path, 42, hang_once="question 4", hang_once_then="hang")
     assert all(not samples[0].error for _, samples in results)
     assert stats.faults["hang"] == 2 * 3
     # Not a speed figure: waiting on the two stuck calls would take the whole 30 s timeout.

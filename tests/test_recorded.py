@@ -81,15 +81,19 @@ def assert_no_teacher_was_asked(manifest: Manifest, server: ScriptedServer, home
     assert not (home / "cache").exists(), "no call cache may be opened, let alone written"
 
 
-def test_palm_rationales_in_a_cqa_column_flow_through_self_consistency_and_filter_without_a_call(
-    project, server, shared_data, synthdistill_home
-):
-    source = str(shared_data / "cqa" / "train.jsonl")
-    data = {"source": source, "fields": CQA_FIELDS, "split": {"train": 40, "test": 5}}
+def run_recorded(project, server, path, fields):
+    """The recorded pipeline on the first 45 items of a shared data file: (its path, the manifest)."""
+    data = {"source": str(path), "fields": fields, "split": {"train": 40, "test": 5}}
     manifest = run_pipeline(
         load_pipeline(write_pipeline(project, server, data, RECORDED_STAGES)), RunOptions()
     )
+    return str(path), manifest
 
+
+def test_palm_rationales_in_a_cqa_column_flow_through_self_consistency_and_filter_without_a_call(
+    project, server, shared_data, synthdistill_home
+):
+    source, manifest = run_recorded(project, server, shared_data / "cqa" / "train.jsonl", CQA_FIELDS)
     assert_no_teacher_was_asked(manifest, server, synthdistill_home)
     generated = stage_records("01-generate")
     assert len(generated) == 40
@@ -125,12 +129,7 @@ def test_palm_rationales_in_a_cqa_column_flow_through_self_consistency_and_filte
 def test_palm_rationales_for_esnli_are_labels_scored_without_a_call(
     project, server, shared_data, synthdistill_home
 ):
-    source = str(shared_data / "esnli" / "valid.jsonl")
-    data = {"source": source, "fields": ESNLI_FIELDS, "split": {"train": 40, "test": 5}}
-    manifest = run_pipeline(
-        load_pipeline(write_pipeline(project, server, data, RECORDED_STAGES)), RunOptions()
-    )
-
+    source, manifest = run_recorded(project, server, shared_data / "esnli" / "valid.jsonl", ESNLI_FIELDS)
     assert_no_teacher_was_asked(manifest, server, synthdistill_home)
     generated = stage_records("01-generate")
     assert all(r.provenance[-1].params == {"file": source, "column": "palm_cot"} for r in generated)

@@ -223,8 +223,8 @@ class Engine:
                 if hit is None:
                     missing.append((i, key))
                     continue
-                pending.samples[i] = _sample(
-                    Completion(**hit["completion"]), hit["prompt_tokens"], key, parse
+                pending.samples[i] = parsed_sample(
+                    Completion(**hit["completion"]), hit["prompt_tokens"], parse, key
                 )
             if not missing and not any(attempts):
                 # Counted in requests, as calls are: a request the cache answered whole is one hit.
@@ -276,7 +276,7 @@ class Engine:
                     model,
                     {"completion": completion.model_dump(), "prompt_tokens": response.prompt_tokens},
                 )
-                pending.samples[i] = _sample(completion, response.prompt_tokens, key, parse)
+                pending.samples[i] = parsed_sample(completion, response.prompt_tokens, parse, key)
             short = missing[len(response.completions) :]
             for i, key in short:
                 pending.samples[i] = Sample(
@@ -362,10 +362,12 @@ def build_engine(
     )
 
 
-def _sample(completion: Completion, prompt_tokens: int, key: str, parse: Parser | None) -> Sample:
+def parsed_sample(
+    completion: Completion, prompt_tokens: int, parse: Parser | None, key: str = "", error: str | None = None
+) -> Sample:
+    """A completion as a sample: parsed by `parse`, whose failure becomes the sample's error."""
     fields: dict[str, Any] = {}
-    error = None
-    if parse is not None:
+    if error is None and parse is not None:
         try:
             fields = parse(completion.text)
         except ParseError as exc:

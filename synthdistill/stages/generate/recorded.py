@@ -27,7 +27,8 @@ from synthdistill.config import Pipeline
 from synthdistill.errors import DataError, StageError
 from synthdistill.records import Provenance, Record, Sample
 from synthdistill.sources.files import load_file
-from synthdistill.teachers.engine import ParseError, Parser
+from synthdistill.teachers.base import Completion
+from synthdistill.teachers.engine import Parser, parsed_sample
 
 TEACHER = "recorded"
 """The teacher that provenance names for recorded completions."""
@@ -276,25 +277,16 @@ _ROWS = {"openai_batch": _batch_row, "export": _export_row, "table": _table_row}
 
 
 def _parsed(written: _Written, parse: Parser | None) -> Sample:
-    """A completion as a sample, parsed as the engine parses a teacher's (teachers/engine.py)."""
-    fields: dict[str, Any] = {}
-    error = written.error
-    if error is None and parse is not None:
-        if written.fields is not None:
-            fields = dict(written.fields)
-        else:
-            try:
-                fields = parse(written.text)
-            except ParseError as exc:
-                error = str(exc)
-    return Sample(
-        text=written.text,
-        fields=fields,
-        prompt_tokens=written.prompt_tokens,
-        completion_tokens=written.completion_tokens,
-        finish_reason=written.finish_reason,
-        error=error,
+    """A completion as a sample, parsed as the engine parses a teacher's (an export's fields as given)."""
+    completion = Completion(
+        text=written.text, completion_tokens=written.completion_tokens, finish_reason=written.finish_reason
     )
+    sample = parsed_sample(
+        completion, written.prompt_tokens, None if written.fields is not None else parse, error=written.error
+    )
+    if written.fields is not None and written.error is None and parse is not None:
+        sample = sample.model_copy(update={"fields": dict(written.fields)})
+    return sample
 
 
 def _provenance(config: RecordedConfig, stage: str, params: dict[str, Any]) -> Provenance:
