@@ -235,10 +235,18 @@ def _compile_fields(fields: dict[str, str | dict[str, str]], file: str) -> dict[
 
 
 def _column_getter(column: str, key: str, file: str) -> _Getter:
+    """A column's value; a dotted name reaches into a nested one (CommonsenseQA's `choices.text` is the
+    list of choice texts inside its {label, text} column), where a jinja expression could only give text."""
+
     def get(row: dict[str, Any], source: str) -> Any:
-        if column not in row:
-            raise _missing_column(file, key, column, row, source)
-        return row[column]
+        if column in row:
+            return row[column]
+        value: Any = row
+        for part in column.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise _missing_column(file, key, column, row, source)
+            value = value[part]
+        return value
 
     return get
 

@@ -138,8 +138,11 @@ def _empty(manifest: Manifest, test: list[Record]) -> list[str]:
     """What a run that ended with nothing to show must say: a stage that got no records, no test items."""
     said = []
     for entry in manifest.stages:
-        if entry.name == "train" and entry.records_in == 0:
-            said.append(f"{entry.folder} got no records to train on; loosen the filters or generate more")
+        if entry.name == "train" and entry.details.get("records", entry.records_in) == 0:
+            said.append(
+                f"{entry.folder} got no records to train on, so no student was trained; loosen the filters "
+                "or generate more (n, data.split.train)"
+            )
         if entry.name == "evaluate" and not test:
             said.append(f"{entry.folder} had no test items (data.split.test); nothing was evaluated")
     writers = [entry for entry in manifest.stages if registry("stage").get(entry.name).writes_records]

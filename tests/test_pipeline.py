@@ -442,3 +442,18 @@ def test_a_run_that_fails_mid_stage_leaves_the_last_good_runs_files_as_they_were
         run(path)
     after = {p: p.read_bytes() for p in folder.rglob("*.jsonl") if p.name != "failed_requests.jsonl"}
     assert {p: b for p, b in after.items() if not p.name.endswith(".partial")} == before
+
+
+def test_a_run_whose_train_stage_gets_no_records_ends_with_exit_1_and_says_so(project, capfd):
+    from synthdistill.cli import main
+
+    path, server = project
+    path.write_text(path.read_text() + "  - train: {max_steps: 1}\n")
+    server.responder = lambda messages, params, index: "It is -1.\nThe answer is -1."  # never right
+    capfd.readouterr()
+    assert main(["run", str(path)]) == 1
+    _, err = capfd.readouterr()
+    assert "synthdistill: warning: 04-train got no records to train on, so no student was trained" in err
+    manifest = json.loads(Path("outputs/t/manifest.json").read_text())
+    assert manifest["status"] == "done" and "student_model" not in manifest["artifacts"]
+    assert "no record was kept by 03-filter; the dataset is empty" in manifest["warnings"]

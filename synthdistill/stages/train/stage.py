@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from synthdistill.errors import StageError
 from synthdistill.records import Record
 from synthdistill.runs.context import StageContext
 from synthdistill.runs.steps import Stage
@@ -179,12 +178,12 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
         ctx.details["extra_examples"] = len(extra)
         training += extra
     training = check_leaks(training, ctx)
-    if not training:
-        raise StageError(
-            "no records reached training; loosen the filter or generate more (n, data.split.train)",
-            stage=ctx.spec.name,
-        )
     ctx.details["records"] = len(training)
+    if not training:
+        # Not an error of the input: the run goes on (evaluate scores the base) and ends with exit 1.
+        ctx.log.warning("no records reached training; the student is not trained")
+        yield from kept
+        return
     examples = build_examples(training, config, ctx)
     model_path = fine_tune(examples, config, ctx)
     ctx.artifacts["student_model"] = model_path
