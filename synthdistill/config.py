@@ -327,7 +327,7 @@ def validate_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
     try:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _config_error(exc, file, model=PipelineConfig) from None
+        raise config_error(exc, file, model=PipelineConfig) from None
     stages = []
     stage_registry = registry("stage")
     for index, entry in enumerate(config.stages):
@@ -342,7 +342,7 @@ def validate_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
             # The pipeline's folder lets validators find files beside it (critics/*.py of the project).
             stage_config = stage.config.model_validate(options, context={"base_dir": path.parent})
         except ValidationError as exc:
-            raise _config_error(exc, file, prefix=f"stages[{index}].{name}", model=stage.config) from None
+            raise config_error(exc, file, prefix=f"stages[{index}].{name}", model=stage.config) from None
         stages.append(StageSpec(name=name, index=index + 1, config=stage_config))
     return Pipeline(config=config, stages=stages, path=path.resolve(), raw=raw)
 
@@ -367,9 +367,11 @@ def _model_at(model: type[BaseModel], path: tuple[int | str, ...]) -> type[BaseM
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _config_error(
+def config_error(
     exc: ValidationError, file: str, prefix: str = "", model: type[BaseModel] | None = None
 ) -> ConfigError:
+    """A validation error as one ConfigError naming the file and the key (below `prefix`); `model`, the
+    model validated, lets an unknown key list the valid ones."""
     error = exc.errors()[0]
     key = ".".join(str(part) for part in error["loc"])
     key = f"{prefix}.{key}" if prefix and key else (prefix or key)

@@ -28,7 +28,7 @@ from synthdistill.registry import registry
 from synthdistill.runs.context import RunContext
 from synthdistill.runs.dataset import save_dataset
 from synthdistill.runs.decisions import decisions_digest, load_decisions, reviewed_records
-from synthdistill.runs.folder import Manifest, RunFolder, StageManifest
+from synthdistill.runs.folder import Manifest, RunFolder, StageManifest, write_atomic
 from synthdistill.runs.steps import ProgressHook, Steps
 from synthdistill.teachers.costs import BudgetExceeded
 from synthdistill.teachers.counters import TeacherCounters
@@ -195,7 +195,7 @@ def _claim_run_folder(folder: RunFolder, pipeline: Pipeline, options: RunOptions
         previous = None
     folder.root.mkdir(parents=True, exist_ok=True)
     resolved = yaml.safe_dump(pipeline.config.model_dump(mode="json"), sort_keys=False)
-    (folder.root / "pipeline.yaml").write_text(resolved, encoding="utf-8")
+    write_atomic(folder.root / "pipeline.yaml", resolved)
     return previous
 
 

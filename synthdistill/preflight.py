@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from synthdistill.config import Pipeline, StageSpec, TeacherConfig
+from synthdistill.config import Pipeline, StageSpec, TeacherConfig, config_error
 from synthdistill.data import load_splits
 from synthdistill.errors import ConfigError, SynthdistillError, TemplateError
 from synthdistill.records import Record
@@ -144,12 +144,10 @@ def _check_template(templates: Templates, name: str, known: set[str], spec: Stag
 
 def _check_models(pipeline: Pipeline, stages: list[tuple[StageSpec, Stage]]) -> None:
     """The student and every teacher the stages use resolve, without converting or downloading."""
-    from synthdistill.models import check_model
-
     file = str(pipeline.path)
     uses = {part for _, stage in stages for part in stage.uses}
     if "student" in uses or any(spec.name in ("train", "evaluate") for spec, _ in stages):
-        _resolves(check_model, pipeline.config.student.model, file, "student.model")
+        _resolves(pipeline.config.student.model, file, "student.model")
     if "teacher" in uses:
         _check_teacher(pipeline.config.teacher, file, "teacher", pipeline.config.max_cost_usd)
     for spec, _ in stages:
@@ -158,7 +156,6 @@ def _check_models(pipeline: Pipeline, stages: list[tuple[StageSpec, Stage]]) -> 
 
 
 def _check_teacher(teacher: TeacherConfig, file: str, key: str, budget: float | None = None) -> None:
-    from synthdistill.models import check_model
     from synthdistill.teachers.costs import price_for
 
     backend = registry("teacher").get(teacher.backend)
@@ -171,7 +168,7 @@ def _check_teacher(teacher: TeacherConfig, file: str, key: str, budget: float | 
             key=f"{key}.price",
         )
     if local:
-        _resolves(check_model, teacher.model, file, f"{key}.model")
+        _resolves(teacher.model, file, f"{key}.model")
     elif teacher.api_key_env is not None:
         from synthdistill.teachers.chat import api_key_from_env
 
@@ -183,7 +180,9 @@ def _check_teacher(teacher: TeacherConfig, file: str, key: str, budget: float | 
             ) from None
 
 
-def _resolves(check_model: Any, name: str, file: str, key: str) -> None:
+def _resolves(name: str, file: str, key: str) -> None:
+    from synthdistill.models import check_model
+
     try:
         check_model(name)
     except SynthdistillError as exc:
@@ -208,9 +207,7 @@ def _teachers_in(value: Any, key: str, file: str) -> list[tuple[str, TeacherConf
                 try:
                     item = TeacherConfig.model_validate(item)
                 except ValidationError as exc:
-                    problem = exc.errors()[0]
-                    where = ".".join(str(part) for part in problem["loc"])
-                    raise ConfigError(problem["msg"], file=file, key=f"{key}.teacher.{where}") from None
+                    raise config_error(exc, file, prefix=f"{key}.teacher", model=TeacherConfig) from None
             found += _teachers_in(item, f"{key}.{name}", file)
     elif isinstance(value, list):
         for i, item in enumerate(value):

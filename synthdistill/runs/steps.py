@@ -141,6 +141,10 @@ class Steps:
 
         return cls(parent.run, folder, fingerprint, previous=previous, save=save, ran=ran)
 
+    def records_file(self, folder: str) -> Path:
+        """Where the step in `folder` (NN-<name>) writes its records."""
+        return self.root / folder / "records.jsonl"
+
     def step(
         self,
         stage: Stage,
@@ -170,7 +174,7 @@ class Steps:
         old = self.previous.get(spec.folder)
         inputs_path = self.records_path
         if stage.writes_records:
-            self.records_path = self.root / spec.folder / "records.jsonl"
+            self.records_path = self.records_file(spec.folder)
         on_disk = self.records_path is None or self.records_path.exists()
         skip, resumable = _reuse(old, self.fingerprint, stage, on_disk, self.ran)
         if skip and old is not None:
@@ -200,15 +204,11 @@ class Steps:
         return entry
 
 
-def stage_fingerprint(stage: Stage, spec: StageSpec, previous: str, ctx: RunContext) -> str:
-    """The hash of a step's config, the step before it, and the content of everything it reads."""
-    return fingerprint_parts(stage, spec, previous, ctx)[0]
-
-
 def fingerprint_parts(
     stage: Stage, spec: StageSpec, previous: str, ctx: RunContext
 ) -> tuple[str, dict[str, str]]:
-    """The fingerprint, and a short hash of each part of it, so that a re-run can say what changed."""
+    """The hash of a step's config, the step before it, and the content of everything it reads; and a
+    short hash of each of those parts, so that a re-run can say what changed."""
     pipeline = ctx.pipeline
     templates = {name: ctx.templates.hash(name) for name in stage.inputs(spec.config)}
     models = {part: _fingerprinted(getattr(pipeline.config, part)) for part in stage.uses}

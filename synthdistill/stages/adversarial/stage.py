@@ -190,7 +190,7 @@ def _round(
         )
     if config.filter is not None:
         steps.append(sub.step(_stage("filter"), config.filter, _read(sub, steps[-1], kept_only=True)))
-    added_path = _records_path(sub, steps[-1])
+    added_path = sub.records_file(steps[-1].folder)
     added = list(read_records(added_path, kept_only=True))
     stats.update(_growth_counts(sub, steps, made))
     stats["added"] = len(added)
@@ -219,7 +219,7 @@ def _growth_counts(sub: Steps, steps: list[StageManifest], made: StageManifest) 
     """New instructions asked, kept and dropped (by whom and why) over the round's growth steps."""
     dropped: Counter[str] = Counter()
     for entry in steps:
-        for record in read_records(_records_path(sub, entry)):
+        for record in read_records(sub.records_file(entry.folder)):
             if not record.kept:
                 dropped[_why(record)] += 1
     return {
@@ -240,12 +240,8 @@ def _why(record: Record) -> str:
 
 
 def _read(sub: Steps, entry: StageManifest, kept_only: bool = False) -> Callable[[], Iterator[Record]]:
-    path = _records_path(sub, entry)
+    path = sub.records_file(entry.folder)
     return lambda: read_records(path, kept_only=kept_only)
-
-
-def _records_path(sub: Steps, entry: StageManifest) -> Path:
-    return sub.root / entry.folder / "records.jsonl"
 
 
 def _stage(name: str) -> Stage:
