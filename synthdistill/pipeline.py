@@ -78,7 +78,9 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> Manifest:
     manifest = Manifest(
         name=name, pipeline=str(pipeline.path), seed=config.seed, limit=options.limit, versions=_versions()
     )
-    ctx = RunContext.create(pipeline, folder, test, templates=checked.templates, limit=options.limit)
+    ctx = RunContext.create(
+        pipeline, folder, test, templates=checked.templates, limit=options.limit, train_records=train
+    )
     # Review decisions (review.jsonl) change what each stage reading an earlier stage's records sees.
     decisions = load_decisions(folder.root)
 

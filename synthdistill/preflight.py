@@ -109,6 +109,13 @@ def _check_order(stages: list[tuple[StageSpec, Stage]], file: str, gold: bool) -
                 file=file,
                 key=key,
             )
+        if stage.needs_gold and not gold:
+            raise ConfigError(
+                f"{spec.name} keeps what reaches the data's gold answers, and the data gives none; map "
+                "data.fields.answer to the column that holds them",
+                file=file,
+                key=key,
+            )
         trained = trained or spec.name == "train"
         made = made or stage.makes_outputs
 

@@ -45,6 +45,8 @@ class RunContext:
     """Whether engines only count what they would send (`synthdistill run --dry-run`)."""
     limit: int | None = None
     """The run's --limit: each split cut to its first N items."""
+    train_records: list[Record] = field(default_factory=list)
+    """The data's train split as loaded, before any stage (the STaR rounds sample every item again)."""
     _engines: dict[str, Engine] = field(default_factory=dict)
     _retired: TeacherCounters = field(default_factory=TeacherCounters)
     """The counters of engines released mid-run (local models), so that totals still hold their calls."""
@@ -61,6 +63,7 @@ class RunContext:
         artifacts: dict[str, Any] | None = None,
         dry_run: bool = False,
         limit: int | None = None,
+        train_records: list[Record] | None = None,
     ) -> RunContext:
         """The context of a run of `pipeline` in `folder`: its device, templates, budget and failure log."""
         config = pipeline.config
@@ -75,6 +78,7 @@ class RunContext:
             failed=None if dry_run else FailedRequests(folder.failed_requests_path),
             dry_run=dry_run,
             limit=limit,
+            train_records=list(train_records or []),
         )
 
     @property
@@ -160,6 +164,9 @@ class StageContext:
     steps of its own (adversarial) chains their fingerprints from it."""
     written: Path | None = None
     """The file of the records this stage has written so far (a resumed stage's earlier output)."""
+    teacher: TeacherConfig | None = None
+    """Who answers in place of the pipeline's teacher (the STaR rounds' newest student); None is the
+    pipeline's teacher."""
     # The run's shared parts a stage uses (the artifacts and metrics dicts are the run's own: a stage adds
     # to them for the stages after it).
     pipeline: Pipeline = field(init=False)
@@ -167,6 +174,7 @@ class StageContext:
     seed: int = field(init=False)
     device: str = field(init=False)
     test_records: list[Record] = field(init=False)
+    train_records: list[Record] = field(init=False)
     artifacts: dict[str, Any] = field(init=False)
     metrics: dict[str, dict[str, Any]] = field(init=False)
 
@@ -179,6 +187,7 @@ class StageContext:
             run.device,
         )
         self.test_records, self.artifacts, self.metrics = run.test_records, run.artifacts, run.metrics
+        self.train_records = run.train_records
 
     @property
     def config(self) -> Any:
@@ -191,8 +200,8 @@ class StageContext:
         return logging.getLogger(f"synthdistill.stages.{self.spec.name}")
 
     def engine(self, teacher: TeacherConfig | None = None) -> Engine:
-        """The engine for `teacher` (the pipeline's teacher by default)."""
-        return self.run.engine(teacher)
+        """The engine for `teacher` (the stage's teacher by default: the pipeline's, or who stands in)."""
+        return self.run.engine(teacher or self.teacher)
 
     def local_model(self, model: str | Path, batch_size: int = 32) -> TeacherConfig:
         """A local model (the student, its base, a trained checkpoint) as a teacher, for `engine`."""
@@ -206,7 +215,7 @@ class StageContext:
         self, template: str, params: dict[str, Any], *, teacher: TeacherConfig | None = None, stage: str = ""
     ) -> Provenance:
         """Where fields this stage makes with `template` come from (the pipeline's teacher by default)."""
-        teacher = teacher or self.pipeline.config.teacher
+        teacher = teacher or self.teacher or self.pipeline.config.teacher
         return Provenance(
             stage=stage or self.spec.name,
             teacher=teacher.backend,

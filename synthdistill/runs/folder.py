@@ -19,6 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthdistill.records import Record
 from synthdistill.teachers.counters import TeacherCounters
 
+# A stage's records are made durable in batches of this many, or after this many seconds, whichever
+# comes first.
+WRITE_BATCH = 32
+WRITE_INTERVAL_S = 2.0
+
 SCHEMA_VERSION = 1
 
 
@@ -238,3 +243,29 @@ def trim_torn_tail(path: Path) -> None:
                 return
             position = start
         handle.truncate(0)
+
+
+def source_batches(
+    records: Iterable[Record], size: int = WRITE_BATCH, interval_s: float = WRITE_INTERVAL_S
+) -> Iterator[list[Record]]:
+    """Batches of `size` records (or `interval_s` seconds) that never split one input's outputs."""
+    batch: list[Record] = []
+    started = time.monotonic()
+    try:
+        for record in records:
+            full = len(batch) >= size or time.monotonic() - started >= interval_s
+            if batch and full and record.source_id != batch[-1].source_id:
+                yield batch
+                batch = []
+                started = time.monotonic()
+            batch.append(record)
+    except BaseException:
+        # The stage stopped (a budget, a crash, Ctrl-C): keep every input whose outputs are all here, and
+        # leave the last one, which may be cut short, to the resume.
+        last = batch[-1].source_id if batch else None
+        complete = [r for r in batch if r.source_id != last]
+        if complete:
+            yield complete
+        raise
+    if batch:
+        yield batch

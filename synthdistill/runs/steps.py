@@ -24,18 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from synthdistill.config import StageSpec
+from synthdistill.config import StageSpec, TeacherConfig
 from synthdistill.records import Record, stable_hash
 from synthdistill.runs.context import StageContext
-from synthdistill.runs.folder import RecordWriter, StageManifest, read_records, write_atomic
+from synthdistill.runs.folder import RecordWriter, StageManifest, read_records, source_batches, write_atomic
 from synthdistill.teachers.costs import BudgetExceeded
 
 if TYPE_CHECKING:
     from synthdistill.runs.context import RunContext
-
-# Records are made durable in batches of this many, or after this many seconds, whichever comes first.
-WRITE_BATCH = 32
-WRITE_INTERVAL_S = 2.0
 
 ProgressHook = Callable[[str, int | None, Callable[[], dict[str, Any]]], Callable[[int], None]]
 """Called with (stage label, expected inputs, the stage's teacher counters so far) when a stage starts;
@@ -78,6 +74,8 @@ class Stage:
     training learns the data's answers)."""
     makes_outputs: bool = False
     """Whether its records carry a teacher's outputs (generate, self_instruct)."""
+    needs_gold: bool = False
+    """Whether it needs the data's gold answers (the STaR rounds keep what reaches them)."""
 
 
 class Steps:
@@ -102,6 +100,7 @@ class Steps:
         salt: str = "",
         ran: bool = False,
         on_start: Callable[[str], None] | None = None,
+        teacher: TeacherConfig | None = None,
     ) -> None:
         """Steps under `root`, chained from `fingerprint`.
 
@@ -109,7 +108,8 @@ class Steps:
         `read` reads a later step's inputs from the step file before it; `source_size` is how many records
         `source` gives, for the progress bar; `salt` (the review decisions'
         digest) joins the fingerprint of every step that reads an earlier step's records; `on_start` is
-        called with a step's folder name just before the step runs (not when it is skipped).
+        called with a step's folder name just before the step runs (not when it is skipped); `teacher`
+        answers in place of the pipeline's teacher in every step (the STaR rounds' newest student).
         """
         self.ctx = ctx
         self.root = root
@@ -125,10 +125,19 @@ class Steps:
         self._source_size = source_size
         self._salt = salt
         self._on_start = on_start or (lambda folder: None)
+        self.teacher = teacher
 
     @classmethod
-    def nested(cls, parent: StageContext, folder: Path, fingerprint: str, ran: bool = False) -> Steps:
-        """Steps inside a stage's folder (a round of the adversarial stage), with their own manifest.json."""
+    def nested(
+        cls,
+        parent: StageContext,
+        folder: Path,
+        fingerprint: str,
+        ran: bool = False,
+        teacher: TeacherConfig | None = None,
+    ) -> Steps:
+        """Steps inside a stage's folder (a round of the adversarial or star stage), with their own
+        manifest.json; `teacher` stands in for the pipeline's teacher in them."""
         path = folder / "manifest.json"
         previous = {}
         if path.is_file():
@@ -139,7 +148,7 @@ class Steps:
         def save(entries: list[StageManifest]) -> None:
             write_atomic(path, json.dumps([entry.model_dump(mode="json") for entry in entries], indent=1))
 
-        return cls(parent.run, folder, fingerprint, previous=previous, save=save, ran=ran)
+        return cls(parent.run, folder, fingerprint, previous=previous, save=save, ran=ran, teacher=teacher)
 
     def records_file(self, folder: str) -> Path:
         """Where the step in `folder` (NN-<name>) writes its records."""
@@ -163,7 +172,7 @@ class Steps:
         if not isinstance(spec, StageSpec):
             spec = StageSpec(name=stage.name, index=len(self.entries) + 1, config=spec)
         upstream = self.fingerprint
-        self.fingerprint, parts = fingerprint_parts(stage, spec, upstream, self.ctx)
+        self.fingerprint, parts = fingerprint_parts(stage, spec, upstream, self.ctx, self.teacher)
         reads_records = self.records_path is not None
         if self._salt and reads_records:
             self.fingerprint = stable_hash(self.fingerprint, self._salt)
@@ -192,7 +201,7 @@ class Steps:
         expected = self.entries[-2].records_out if len(self.entries) > 1 else self._source_size
         folder = self.root / spec.folder
         folder.mkdir(parents=True, exist_ok=True)
-        sctx = StageContext(self.ctx, spec, folder, upstream=upstream)
+        sctx = StageContext(self.ctx, spec, folder, upstream=upstream, teacher=self.teacher)
         out = self.records_path if stage.writes_records else None
         try:
             _run(stage, entry, sctx, inputs(), out, resumable, progress, expected)
@@ -205,13 +214,17 @@ class Steps:
 
 
 def fingerprint_parts(
-    stage: Stage, spec: StageSpec, previous: str, ctx: RunContext
+    stage: Stage, spec: StageSpec, previous: str, ctx: RunContext, teacher: TeacherConfig | None = None
 ) -> tuple[str, dict[str, str]]:
     """The hash of a step's config, the step before it, and the content of everything it reads; and a
-    short hash of each of those parts, so that a re-run can say what changed."""
+    short hash of each of those parts, so that a re-run can say what changed. `teacher` is the one that
+    stands in for the pipeline's."""
     pipeline = ctx.pipeline
     templates = {name: ctx.templates.hash(name) for name in stage.inputs(spec.config)}
-    models = {part: _fingerprinted(getattr(pipeline.config, part)) for part in stage.uses}
+    stand_in = {"teacher": teacher} if teacher is not None else {}
+    models = {
+        part: _fingerprinted(stand_in.get(part) or getattr(pipeline.config, part)) for part in stage.uses
+    }
     files = {
         str(path): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
         for path in stage.files(spec.config, pipeline.base_dir, ctx.run.root)
@@ -272,7 +285,7 @@ def _run(
         else:
             try:
                 with RecordWriter(partial) as writer:
-                    for batch in _batches_at_source_boundaries(outputs, WRITE_BATCH):
+                    for batch in source_batches(outputs):
                         writer.write(batch)
                         entry.records_out += sum(1 for r in batch if r.kept)
                         if advance:
@@ -350,30 +363,6 @@ def _skip(entry: StageManifest, old: StageManifest, ctx: RunContext) -> None:
     entry.records_in, entry.records_out, entry.details = old.records_in, old.records_out, old.details
     ctx.artifacts.update({k: Path(v) for k, v in old.details.get("artifacts", {}).items()})
     ctx.metrics.update(old.details.get("metrics", {}))
-
-
-def _batches_at_source_boundaries(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    """Batches of `size` records (or `WRITE_INTERVAL_S` seconds) that never split one input's outputs."""
-    batch: list[Record] = []
-    started = time.monotonic()
-    try:
-        for record in records:
-            full = len(batch) >= size or time.monotonic() - started >= WRITE_INTERVAL_S
-            if batch and full and record.source_id != batch[-1].source_id:
-                yield batch
-                batch = []
-                started = time.monotonic()
-            batch.append(record)
-    except BaseException:
-        # The stage stopped (a budget, a crash, Ctrl-C): keep every input whose outputs are all here, and
-        # leave the last one, which may be cut short, to the resume.
-        last = batch[-1].source_id if batch else None
-        complete = [r for r in batch if r.source_id != last]
-        if complete:
-            yield complete
-        raise
-    if batch:
-        yield batch
 
 
 class _Counter:

@@ -1,0 +1,1 @@
+"""The star stage: STaR's outer loop (stage.py)."""
