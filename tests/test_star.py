@@ -148,3 +148,28 @@ def test_the_shipped_star_pipeline_validates(capfd):
 
     assert main(["validate", str(REPO / "pipelines" / "star.yaml")]) == 0
     assert "star" in capfd.readouterr().out
+
+
+def test_the_star_rounds_table_shows_what_each_round_solved_kept_and_scored():
+    import io
+
+    from rich.console import Console
+
+    from synthdistill.cli.report import rounds_tables
+    from synthdistill.runs.folder import Manifest, StageManifest
+
+    rounds = [
+        {"round": 0, "student": "s0", "accuracy": 0.36},
+        {"round": 1, "questions": 100, "solved": 41, "kept": 97, "rationalized": 0, "new": 60, "union": 140,
+         "student": "s1", "accuracy": 0.4},
+        {"round": 2, "questions": 100, "solved": 44, "kept": 103, "rationalized": 0, "new": 21, "union": 161,
+         "student": "s2", "accuracy": 0.39, "stopped": "accuracy 0.39 is no higher than round 1's, 0.4"},
+    ]  # fmt: skip
+    stage = StageManifest(name="star", folder="06-star", details={"rounds": rounds})
+    (table,) = rounds_tables(Manifest(name="r", pipeline="p.yaml", stages=[stage]))
+    console = Console(file=io.StringIO(), width=200)
+    console.print(table)
+    text = console.file.getvalue()
+    assert "rounds of 06-star" in text and "the student handed in" in text
+    assert "41/100" in text and "140" in text and "0.400" in text
+    assert "no higher than round 1's, 0.4" in text

@@ -255,11 +255,15 @@ def critics_tables(manifest: Manifest) -> list[Table]:
 
 
 def rounds_tables(manifest: Manifest) -> list[Table]:
-    """One table per adversarial stage: each round's pool, hard share, new instructions and accuracy."""
+    """One table per adversarial or star stage: each round's pool, hard share (or problems solved), what
+    it added and its student's accuracy."""
     tables = []
     for stage in manifest.stages:
         rounds = stage.details.get("rounds")
         if not rounds:
+            continue
+        if stage.name == "star":
+            tables.append(_star_table(stage.folder, rounds))
             continue
         columns = ["round", "pool", "probed", "hard\nshare", "new", "added", "dropped", "accuracy"]
         table = _table(f"rounds of {stage.folder}", columns, 0)
@@ -279,6 +283,24 @@ def rounds_tables(manifest: Manifest) -> list[Table]:
             )
         tables.append(table)
     return tables
+
+
+def _star_table(folder: str, rounds: list[dict[str, Any]]) -> Table:
+    """STaR's rounds: problems the newest student solved, rationales kept and new, the union, accuracy."""
+    columns = ["round", "solved", "kept", "rational-\nized", "new", "union", "accuracy", "note"]
+    table = _table(f"rounds of {folder}", columns, 0)
+    table.columns[-1].justify = "left"
+    for entry in rounds:
+        accuracy = entry.get("accuracy")
+        solved = f"{entry['solved']}/{entry['questions']}" if "solved" in entry else ""
+        table.add_row(
+            str(entry["round"]),
+            solved,
+            *(str(entry[key]) if key in entry else "" for key in ("kept", "rationalized", "new", "union")),
+            "" if accuracy is None else f"{accuracy:.3f}",
+            entry.get("stopped") or ("the student handed in" if entry["round"] == 0 else ""),
+        )
+    return table
 
 
 def _table(title: str, columns: list[str], left: int) -> Table:
