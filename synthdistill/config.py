@@ -338,9 +338,11 @@ def validate_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
                 f"unknown stage {name!r}; valid stages: {valid}", file=file, key=f"stages[{index}]"
             )
         stage = stage_registry.get(name)
+        # The pipeline's folder lets validators find files beside it (critics/*.py of the project); the
+        # names of the stages before it let a stage check what it needs of them (dpo: a trained student).
+        context = {"base_dir": path.parent, "stages_before": [next(iter(e)) for e in config.stages[:index]]}
         try:
-            # The pipeline's folder lets validators find files beside it (critics/*.py of the project).
-            stage_config = stage.config.model_validate(options, context={"base_dir": path.parent})
+            stage_config = stage.config.model_validate(options, context=context)
         except ValidationError as exc:
             raise config_error(exc, file, prefix=f"stages[{index}].{name}", model=stage.config) from None
         stages.append(StageSpec(name=name, index=index + 1, config=stage_config))
