@@ -1,8 +1,10 @@
-"""Reading answers out of completions: the final-answer line, numbers, choices, labels, rationales.
+"""Reading answers out of completions: the final-answer line, numbers, choices, labels, rationales, programs.
 
 The primitives of each task type's reading; `scoring/` decides which applies to a record and compares
 answers, so that critics, self-consistency and evaluation judge a record the same way wherever it is
-judged.
+judged. A program of thought is read in two steps: `parse_program` takes the fenced ```python block out
+of a completion, and `run_sample_programs` runs it in the sandbox, whose answer is the last line the
+program prints.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from synthdistill.records import Sample
+from synthdistill.sandbox import Limits, run_programs
 from synthdistill.teachers.engine import ParseError
 
 # The explicit answer markers the shipped prompts teach, latest wins ("The answer is 12.", "#### 12").
@@ -28,6 +32,10 @@ _LEADING_LETTER = re.compile(r"\(?(?P<letter>[A-Za-z])[).:]\s+(?P<text>\S.*)", r
 # inside a number ("3.5", "1,000").
 _PUNCTUATION = re.compile(r"(?!(?<=\d)[.,](?=\d))[^\w\s]|_")
 _ARTICLE = re.compile(r"^(?:(?:a|an|the)\s+)+")
+# A fenced program: ```python (or ```py) on its own line, the code, then ``` closing it.
+_FENCE = r"```[ \t]*(?:python3?|py)[ \t]*\n"
+_PROGRAM = re.compile(_FENCE + r"(?P<code>.*?)```", re.DOTALL | re.IGNORECASE)
+_OPENED = re.compile(_FENCE, re.IGNORECASE)
 
 
 def parse_rationale(text: str, choices: list[Any] | dict[str, Any] | None = None) -> dict[str, Any]:
@@ -159,6 +167,58 @@ def is_number(value: Any) -> bool:
     text = str(value).strip()
     number = _NUMBER.search(text)
     return number is not None and _is_numeric_answer(text, number.group())
+
+
+def parse_program(text: str) -> dict[str, Any]:
+    """The first fenced Python block of a completion as `program` and, fenced, as `rationale`; raise
+    ParseError without one. An answer stated after the block ("The answer is 12.") is `stated_answer`."""
+    match = _PROGRAM.search(text)
+    if match is None:
+        if _OPENED.search(text):
+            raise ParseError("the ```python block is not closed (cut off by max_tokens?)")
+        raise ParseError("no program (expected a ```python block)")
+    code = match.group("code").strip("\n").rstrip()
+    if not code.strip():
+        raise ParseError("the ```python block is empty")
+    fields: dict[str, Any] = {"program": code, "rationale": fenced_program(code)}
+    stated = answer_line(text[match.end() :])
+    if stated:
+        fields["stated_answer"] = normalize_answer(stated)
+    return fields
+
+
+def fenced_program(code: str) -> str:
+    """A program as a fenced block, the form a program-of-thought rationale takes."""
+    return f"```python\n{code}\n```"
+
+
+def program_of(text: str) -> str | None:
+    """The code of the first fenced Python block of `text`, or None."""
+    match = _PROGRAM.search(text)
+    return match.group("code").strip("\n").rstrip() if match else None
+
+
+def run_sample_programs(
+    samples: list[Sample], limits: Limits | None = None, workers: int | None = None
+) -> list[Sample]:
+    """Run each parsed sample's program in the sandbox, side by side: its `answer` is what it printed
+    last; a program that fails, or prints other than the answer the text states, fails its sample."""
+    runnable = [i for i, sample in enumerate(samples) if sample.error is None and "program" in sample.fields]
+    results = run_programs([str(samples[i].fields["program"]) for i in runnable], limits, workers)
+    done = list(samples)
+    for i, result in zip(runnable, results, strict=True):
+        sample = samples[i]
+        if not result.ok or result.answer is None:
+            done[i] = sample.model_copy(update={"error": f"program failed: {result.reason}"})
+            continue
+        answer = normalize_answer(result.answer)
+        stated = sample.fields.get("stated_answer")
+        if stated is not None and not answers_match(answer, stated):
+            error = f"the program printed {answer}, but the text says {stated}"
+            done[i] = sample.model_copy(update={"error": error})
+            continue
+        done[i] = sample.model_copy(update={"fields": {**sample.fields, "answer": answer}})
+    return done
 
 
 def _named_choice(text: str, letters: dict[str, str]) -> str | None:

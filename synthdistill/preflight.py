@@ -12,6 +12,7 @@ have been seen, and a pipeline that fails leaves the last good run as it was:
 - recorded completions (generate's `recorded`) are there: a field that some training item fills, or a
   file whose every row matches an item of the data (stages/generate/recorded_checks.py);
 - the student and any local teacher resolve (nothing is converted or downloaded);
+- a program-of-thought template (generate's `parse: program`) shows a ```python block to imitate;
 - the stage order makes sense: a stage that needs a teacher's outputs comes after one that makes them,
   one that needs a trained student after a train stage;
 - a remote teacher's key variable is set (it is named, never printed).
@@ -20,6 +21,7 @@ have been seen, and a pipeline that fails leaves the last good run as it was:
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from synthdistill.config import Pipeline, StageSpec, TeacherConfig, config_error
 from synthdistill.data import load_splits
 from synthdistill.errors import ConfigError, SynthdistillError, TemplateError
+from synthdistill.parsing import program_of
 from synthdistill.records import Record
 from synthdistill.registry import registry
 from synthdistill.runs.steps import Stage
@@ -37,6 +40,7 @@ from synthdistill.templates import Templates
 
 # Stages that make a teacher's outputs, named in the fix of a stage that needs them.
 _MAKERS = "generate (or self_instruct)"
+_JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 
 
 @dataclass
@@ -81,6 +85,7 @@ def check(pipeline: Pipeline, limit: int | None = None) -> Checked:
     for spec, stage in stages:
         for name in stage.inputs(spec.config):
             _check_template(templates, name, fields | stage.variables(spec.config), spec, file)
+        _check_program_template(templates, spec, file)
         fields |= stage.adds(spec.config)
     _check_models(pipeline, stages)
     return Checked(templates=templates, train=train, test=test, notes=notes)
@@ -146,6 +151,21 @@ def _check_template(templates: Templates, name: str, known: set[str], spec: Stag
             f"fix the template or map the field in data.fields (available: {', '.join(sorted(known))})",
             file=file,
             key=key,
+        )
+
+
+def _check_program_template(templates: Templates, spec: StageSpec, file: str) -> None:
+    """A program-of-thought template shows the teacher a program: a ```python block, outside comments."""
+    config, template = spec.config, getattr(spec.config, "template", None)
+    if getattr(config, "parse", None) != "program" or getattr(config, "recorded", None) is not None:
+        return
+    if template is None or program_of(_JINJA_COMMENT.sub("", templates.source(template))) is None:
+        raise ConfigError(
+            f"template {template} has no ```python block, and parse: program reads the program "
+            "a teacher writes in one; give its few-shot answers as ```python blocks that print the answer "
+            "(see prompts/pot_rationale.j2)",
+            file=file,
+            key=f"stages[{spec.index - 1}].{spec.name}.template",
         )
 
 

@@ -25,6 +25,25 @@ FORBIDDEN = {
     "synthdistill.scoring": ("critics", "stages", "runs", "pipeline", "dryrun", "export", "cli", "review"),
     "synthdistill.pipeline": ("cli", "review", "dryrun", "export"),
     "synthdistill.review": ("cli", "stages", "pipeline"),
+    # The sandbox runs programs and knows nothing of records, teachers or stages.
+    "synthdistill.sandbox": (
+        "records",
+        "parsing",
+        "config",
+        "teachers",
+        "runs",
+        "stages",
+        "critics",
+        "scoring",
+        "growth",
+        "student",
+        "sources",
+        "pipeline",
+        "dryrun",
+        "export",
+        "cli",
+        "review",
+    ),
 }
 
 

@@ -1,10 +1,12 @@
 """generate: render a template per record, sample n teacher completions, parse what the stage asks for.
 
-`parse` says what a sample holds: a rationale and final answer, plain text, or, for symbolic knowledge
-(synthdistill/symbolic.py), a list of events or of tails, each of which becomes a child record. `expand`
-fans a record out into one request per combination of template values (one per relation, say), and each
-output record carries its values in its input. `recorded` takes completions a teacher already wrote
-(recorded.py) as the samples instead, parsed the same way, without calling the teacher.
+`parse` says what a sample holds: a rationale and final answer, plain text, a program of thought (a
+fenced ```python block, run in the sandbox: its answer is the last line it prints), or, for symbolic
+knowledge (synthdistill/symbolic.py), a list of events or of tails, each of which becomes a child
+record. `expand` fans a record out into one request per combination of template values (one per
+relation, say), and each output record carries its values in its input. `recorded` takes completions a
+teacher already wrote (recorded.py) as the samples instead, parsed the same way, without calling the
+teacher.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from pydantic import (
 )
 
 from synthdistill.config import MaxTokens, ParseRetries, Temperature, TopP
-from synthdistill.parsing import parse_rationale
+from synthdistill.parsing import parse_program, parse_rationale, run_sample_programs
 from synthdistill.records import Provenance, Record, Sample, chunks, stable_hash
 from synthdistill.runs.context import StageContext
 from synthdistill.runs.steps import Stage
+from synthdistill.sandbox import Limits
 from synthdistill.stages.generate.recorded import Recorded, RecordedConfig, open_recorded
 from synthdistill.symbolic import event_records, parse_events, parse_tails, triple_records
 from synthdistill.teachers.base import Request
@@ -37,6 +40,7 @@ from synthdistill.teachers.engine import Parser
 _PARSERS: dict[str, Parser | None] = {
     "rationale": parse_rationale,
     "text": None,
+    "program": parse_program,
     "events": parse_events,
     "triples": parse_tails,
 }
@@ -73,11 +77,18 @@ class GenerateConfig(BaseModel):
     # Rationales need room: at 96 new tokens most of SmolLM2's right answers were cut off (LAB.md).
     max_tokens: MaxTokens = 192
     stop: list[str] = Field(default_factory=list, description="Strings that end a sample.")
-    parse: Literal["rationale", "text", "events", "triples"] = Field(
+    parse: Literal["rationale", "text", "program", "events", "triples"] = Field(
         "rationale",
-        description="How to read a sample: rationale + final answer; the plain text; a numbered list of "
-        "events (one child record per event, input {head}); or a numbered list of tails (one child per "
-        "tail, input {head, relation, question}, answer = the tail).",
+        description="How to read a sample: rationale + final answer; the plain text; a program of "
+        "thought (the first ```python block is the rationale, run in the sandbox; the last line it prints "
+        "is the answer, and a sample whose program fails, or prints other than an answer the text "
+        "states after it, fails with the reason); a numbered list of events (one child record per event, "
+        "input {head}); or a numbered list of tails (one child per tail, input {head, relation, "
+        "question}, answer = the tail).",
+    )
+    sandbox: Limits = Field(
+        default_factory=Limits,
+        description="The limits of the sandbox that runs each program (parse: program only).",
     )
     expand: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -120,6 +131,8 @@ class GenerateConfig(BaseModel):
         dumped: dict[str, Any] = handler(self)
         if self.recorded is None:
             dumped.pop("recorded", None)
+        if self.parse != "program":
+            dumped.pop("sandbox", None)
         return dumped
 
 
@@ -166,6 +179,8 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
     counts = {"samples_parsed": 0, "samples_failed": 0, "records_made": 0}
     by_value: dict[str, dict[str, int]] = {}
     answers = engine.map(requests(), _PARSERS[config.parse], parse_retries=config.parse_retries)
+    if config.parse == "program":
+        answers = _executed(answers, config.sandbox)
     pending: list[tuple[_Payload, list[Sample]]] = []
     for payload, samples in answers:
         pending.append((payload, samples))
@@ -191,6 +206,8 @@ def _run_recorded(records: Iterable[Record], ctx: StageContext, recorded: Record
     counts = {"samples_parsed": 0, "samples_failed": 0, "records_made": 0, "records_unrecorded": 0}
     for record in records:
         samples, reason = recorded.samples(record, _PARSERS[config.parse])
+        if config.parse == "program":
+            samples = run_sample_programs(samples, config.sandbox)
         if not samples:
             counts["records_unrecorded"] += 1
             update = {"provenance": [*record.provenance, recorded.provenance]}
@@ -206,6 +223,16 @@ def _run_recorded(records: Iterable[Record], ctx: StageContext, recorded: Record
             counts["records_unrecorded"],
         )
     _report(ctx, counts, {})
+
+
+def _executed(
+    answers: Iterable[tuple[_Payload, list[Sample]]], limits: Limits
+) -> Iterator[tuple[_Payload, list[Sample]]]:
+    """The answers with their programs run, a few requests' worth at a time so the sandbox runs them side
+    by side (off the engine's loop, which goes on answering meanwhile)."""
+    for group in chunks(answers, 8):
+        done = iter(run_sample_programs([sample for _, samples in group for sample in samples], limits))
+        yield from ((payload, [next(done) for _ in samples]) for payload, samples in group)
 
 
 def _report(ctx: StageContext, counts: dict[str, int], by_value: dict[str, dict[str, int]]) -> None:
