@@ -82,6 +82,7 @@ def check(pipeline: Pipeline, limit: int | None = None) -> Checked:
     check_recorded(pipeline, train, test)
     fields = {key for record in [*train[:50], *test[:50]] for key in record.input}
     _check_order(stages, file, gold=any(record.gold is not None for record in train[:50]))
+    _check_budgets(stages, len(train), file)
     for spec, stage in stages:
         for name in stage.inputs(spec.config):
             _check_template(templates, name, fields | stage.variables(spec.config), spec, file)
@@ -167,6 +168,37 @@ def _check_program_template(templates: Templates, spec: StageSpec, file: str) ->
             file=file,
             key=f"stages[{spec.index - 1}].{spec.name}.template",
         )
+
+
+def _check_budgets(stages: list[tuple[StageSpec, Stage]], items: int, file: str) -> None:
+    """A select budget (a number of records) above the most records that can reach it, before anything is
+    spent. The most is known through generate (one record per item and expanded value), self_consistency
+    (at most one rationale per sample) and filter; past any other stage that makes records it is not."""
+    most: int | None = items
+    samples = 1
+    for spec, stage in stages:
+        config = spec.config
+        budget = getattr(config, "budget", None) if spec.name == "select" else None
+        if most is not None and isinstance(budget, int) and budget > most:
+            raise ConfigError(
+                f"budget {budget} is above the {most} records at most that can reach select ({items} "
+                "training items); lower it, give a share of the pool (budget: 0.5) or raise data.split.train",
+                file=file,
+                key=f"stages[{spec.index - 1}].select.budget",
+            )
+        sampled = getattr(config, "recorded", None) is None  # a recorded column may hold any number
+        if spec.name == "generate" and sampled and config.parse in ("rationale", "text", "program"):
+            combinations = 1
+            for values in config.expand.values():
+                combinations *= len(values)
+            most = None if most is None else most * combinations
+            samples = config.n
+        elif spec.name == "self_consistency":
+            per_record = config.max_per_record or samples
+            most = None if most is None else most * per_record
+            samples = 1
+        elif stage.writes_records and spec.name not in ("filter", "select"):
+            most = None
 
 
 def _check_models(pipeline: Pipeline, stages: list[tuple[StageSpec, Stage]]) -> None:

@@ -332,6 +332,20 @@ def test_a_budget_above_the_data_stops_before_the_teacher_is_asked(tmp_path, mon
         capfd.readouterr()
         assert main(["run", "over.yaml"]) == 2
         err = capfd.readouterr().err.strip()
-        assert err.count("\n") == 0 and "budget 50 (stages[0].select.budget in over.yaml)" in err
-        assert "above the 6 records" in err and "budget: 0.5" in err
+        assert err.count("\n") == 0 and "over.yaml: stages[0].select.budget: budget 50" in err
+        assert "above the 6 records at most" in err and "budget: 0.5" in err
+        # After generate (4 samples) and self_consistency, at most 4 rationales an item can reach it.
+        pipeline["stages"] = [
+            {"generate": {"template": "cot_rationale.j2", "n": 4}},
+            {"self_consistency": {"keep": "all"}},
+            {"filter": {"critics": ["answer_match"]}},
+            {"select": {"budget": 25}},
+        ]
+        (tmp_path / "over.yaml").write_text(yaml.safe_dump(pipeline))
+        assert main(["run", "over.yaml"]) == 2
+        err = capfd.readouterr().err.strip()
+        assert "stages[3].select.budget: budget 25 is above the 24 records at most" in err
+        pipeline["stages"][-1] = {"select": {"budget": 24}}
+        (tmp_path / "over.yaml").write_text(yaml.safe_dump(pipeline))
+        assert main(["validate", "over.yaml"]) == 0
         assert server.stats.requests == 0
