@@ -6,15 +6,30 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthdistill.credentials import credential_in, nested_teacher_credential, refusal
+from synthdistill.credentials import nested_teacher_credential, refusal
 from synthdistill.errors import ConfigError
 from synthdistill.rawconfig import apply_override, read_raw
 from synthdistill.scoring.task import TaskConfig
+
+# The teacher's models live in teacher_config.py; BatchAPIConfig and PriceConfig are named here too, as
+# before (teachers/batch.py and plugins import them from synthdistill.config).
+from synthdistill.teacher_config import (
+    DEFAULT_TEACHER,
+    TeacherConfig,
+    named_teachers,
+    shared_cache,
+    teacher_references,
+)
+from synthdistill.teacher_config import (
+    BatchAPIConfig as BatchAPIConfig,
+)
+from synthdistill.teacher_config import (
+    PriceConfig as PriceConfig,
+)
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -26,141 +41,6 @@ MaxTokens = Annotated[int, Field(ge=1, description="Most new tokens of a complet
 ParseRetries = Annotated[
     int, Field(ge=0, le=10, description="Extra samples asked for when a sample cannot be parsed.")
 ]
-
-
-class PriceConfig(BaseModel):
-    """What a teacher's tokens cost, overriding any price map."""
-
-    model_config = _STRICT
-
-    input_per_mtok: float = Field(ge=0, description="USD per million prompt tokens.")
-    output_per_mtok: float = Field(ge=0, description="USD per million completion tokens.")
-
-
-class BatchAPIConfig(BaseModel):
-    """Sending a teacher's requests as batch jobs (OpenAI-style /v1/files and /v1/batches)."""
-
-    model_config = _STRICT
-
-    max_requests: int = Field(
-        1000, ge=1, le=50_000, description="Requests per batch job (OpenAI allows up to 50,000)."
-    )
-    flush_s: float = Field(
-        2.0, gt=0, description="Seconds without a new request after which a partial batch is sent."
-    )
-    poll_s: float = Field(30.0, gt=0, description="Seconds between checks of a submitted job's status.")
-    completion_window: Literal["24h"] = Field("24h", description="The provider's completion window.")
-
-
-class TeacherConfig(BaseModel):
-    """Which model writes the data, and how the engine may call it."""
-
-    model_config = _STRICT
-
-    backend: str = Field(
-        "transformers", description="Registered backend name: transformers (local), openai, litellm."
-    )
-    model: str = Field(
-        "smollm2-135m",
-        description="Model name for the backend; for transformers a local path, an embedded alias "
-        "(smollm2-135m) or a hub id already in the local cache.",
-    )
-    api_base: str | list[str] | None = Field(
-        None, description="Endpoint URL(s) of an OpenAI-compatible server; None means the provider's own."
-    )
-    api_key_env: str | None = Field(
-        None, description="Name of the environment variable holding the API key (never the key itself)."
-    )
-    max_concurrency: int = Field(64, ge=1, le=4096, description="Most requests in flight at once.")
-    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
-    max_retries: int = Field(
-        6, ge=0, le=50, description="Retries on rate limits, server errors, timeouts and unparsable output."
-    )
-    hedge_after: float | None = Field(
-        3.0,
-        gt=1,
-        description="Send a copy of a call still unanswered after this multiple of the 95th percentile of "
-        "recent latencies, take the first answer and cancel the other (a hung connection then costs a "
-        "fraction of the timeout); null never hedges. Local models and batch jobs are never hedged.",
-    )
-    # Limits: None leaves only max_concurrency and what the provider's rate-limit headers and 429s say.
-    rpm: float | None = Field(
-        None, gt=0, description="Requests per minute to stay under; None sets no limit of our own."
-    )
-    tpm: float | None = Field(
-        None, gt=0, description="Tokens per minute (prompt + completion) to stay under; None sets none."
-    )
-    batch_api: BatchAPIConfig | None = Field(
-        None,
-        description="Send requests as batch jobs (openai backend): about half price at most providers, "
-        "answers within the completion window; job ids are kept in the run folder so a restart resumes "
-        "polling instead of paying again. None sends each request at once.",
-    )
-    price: PriceConfig | None = Field(
-        None,
-        description="USD per million tokens; None looks the model up in litellm's price map when "
-        "litellm is installed (local models cost nothing).",
-    )
-    # With the batch's shared prompt prefix computed once, 32 sequences gave 7.6-8.3x the tokens/s of
-    # batch 1 on a 2-core CPU and 16 gave 5.6x (bench/local_generation.py). 64 gave 8.8x there but made
-    # the default pipeline's sampling 30% slower: a batch waits for its longest rationale.
-    batch_size: int = Field(32, ge=1, description="Sequences per local generate() call (transformers only).")
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="Passed through to the backend's client or model loader."
-    )
-
-    NOT_FINGERPRINTED: ClassVar[frozenset[str]] = frozenset({"hedge_after"})
-    """Fields that change how calls are sent, never what they return, so stages need not re-run for them.
-    (The older such fields, max_concurrency, timeout_s and the rest, stay in: taking them out now would
-    re-run every stage of every existing run.)"""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "api_key" in data:
-            raise ValueError(
-                "API keys are never written in a pipeline; put the key in an environment variable "
-                "and name it with api_key_env (for example api_key_env: OPENAI_API_KEY)"
-            )
-        return data
-
-    @field_validator("backend")
-    @classmethod
-    def _registered_backend(cls, value: str) -> str:
-        from synthdistill.registry import registry
-
-        if value not in registry("teacher"):
-            raise ValueError(
-                f"unknown backend {value!r}; registered backends: {', '.join(registry('teacher').names())} "
-                "(litellm reaches Anthropic, Gemini and others with model: <provider>/<model>)"
-            )
-        return value
-
-    @field_validator("api_base")
-    @classmethod
-    def _urls(cls, value: str | list[str] | None) -> str | list[str] | None:
-        for url in [value] if isinstance(value, str) else value or []:
-            parts = urlsplit(url)
-            if parts.password is not None:
-                raise ValueError(
-                    "the URL holds a password; credentials are never written in a pipeline: put the key "
-                    "in an environment variable and name it with api_key_env"
-                )
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                # Without a scheme the client reads the host as a path and reports a failed connection.
-                raise ValueError(
-                    f"{url!r} is not a URL with http:// or https://; write it in full, for example "
-                    f"http://{url.split('://')[-1]}"
-                )
-        return value
-
-    @field_validator("options")
-    @classmethod
-    def _no_credentials_in_options(cls, value: dict[str, Any]) -> dict[str, Any]:
-        found = credential_in(value, "")
-        if found:
-            raise ValueError(refusal(found.lstrip(".")))
-        return value
 
 
 class StudentConfig(BaseModel):
@@ -222,7 +102,18 @@ class PipelineConfig(BaseModel):
         "auto", description="Where local models run; auto takes a GPU where there is one."
     )
     outputs: str = Field("outputs", description="Folder holding run folders, relative to the working dir.")
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description="The teacher model.")
+    teacher: TeacherConfig = Field(
+        default_factory=TeacherConfig,
+        description="The teacher model: the one stages ask unless they name another (by the name "
+        "`default`); without it, the first of `teachers`.",
+    )
+    teachers: dict[str, TeacherConfig] = Field(
+        default_factory=dict,
+        description="Named teachers beside `teacher`, each with its own backend, model, limits, price and "
+        "cache identity: a map {name: {backend: ..., model: ...}} or a list of {name: ..., backend: ...}. "
+        "Stages ask them by name (generate: teachers: [a, b] or all; llm_judge: teacher: a). Empty: "
+        "the one teacher.",
+    )
     student: StudentConfig = Field(default_factory=StudentConfig, description="The student model.")
     data: DataConfig = Field(default_factory=DataConfig, description="The task data.")
     max_cost_usd: float | None = Field(
@@ -247,6 +138,37 @@ class PipelineConfig(BaseModel):
             ((name, options),) = item.items()
             entries.append({name: options or {}})
         return entries
+
+    @field_validator("teachers", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        return named_teachers(value)
+
+    @field_validator("teachers")
+    @classmethod
+    def _distinct_in_cache(cls, value: dict[str, TeacherConfig]) -> dict[str, TeacherConfig]:
+        shared = shared_cache(value)
+        if shared:
+            first, second = shared
+            raise ValueError(
+                f"teachers {first!r} and {second!r} have one backend and model, and the call cache (which "
+                f"leaves the endpoint out of its key) would answer {second!r} with {first!r}'s samples; "
+                "name each model as its server does, or keep one of them"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _first_named_is_default(self) -> PipelineConfig:
+        if self.teachers and "teacher" not in self.model_fields_set:
+            self.teacher = next(iter(self.teachers.values()))
+        return self
+
+    def teacher_named(self, name: str) -> TeacherConfig:
+        """The teacher a stage names: `default` is `teacher`, any other one of `teachers`."""
+        if name != DEFAULT_TEACHER and name not in self.teachers:
+            known = ", ".join([DEFAULT_TEACHER, *self.teachers])
+            raise ConfigError(f"unknown teacher {name!r}; the pipeline's teachers: {known}", key="teachers")
+        return self.teacher if name == DEFAULT_TEACHER else self.teachers[name]
 
     @field_validator("name", mode="before")
     @classmethod
@@ -328,6 +250,15 @@ def validate_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         raise config_error(exc, file, model=PipelineConfig) from None
+    known = [DEFAULT_TEACHER, *config.teachers]
+    for key, name in teacher_references(config.stages, "stages"):
+        if name not in known:
+            raise ConfigError(
+                f"unknown teacher {name!r}; the pipeline's teachers: {', '.join(known)} (add it under "
+                "teachers: or fix the name)",
+                file=file,
+                key=key,
+            )
     stages = []
     stage_registry = registry("stage")
     for index, entry in enumerate(config.stages):
@@ -340,7 +271,11 @@ def validate_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
         stage = stage_registry.get(name)
         # The pipeline's folder lets validators find files beside it (critics/*.py of the project); the
         # names of the stages before it let a stage check what it needs of them (dpo: a trained student).
-        context = {"base_dir": path.parent, "stages_before": [next(iter(e)) for e in config.stages[:index]]}
+        context = {
+            "base_dir": path.parent,
+            "stages_before": [next(iter(e)) for e in config.stages[:index]],
+            "teachers": {DEFAULT_TEACHER: config.teacher, **config.teachers},
+        }
         try:
             stage_config = stage.config.model_validate(options, context=context)
         except ValidationError as exc:

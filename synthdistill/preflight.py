@@ -177,7 +177,7 @@ def _check_budgets(stages: list[tuple[StageSpec, Stage]], items: int, file: str)
     most: int | None = items
     samples = 1
     for spec, stage in stages:
-        config = spec.config
+        config: Any = spec.config  # the stages' own config models, read by name below
         budget = getattr(config, "budget", None) if spec.name == "select" else None
         if most is not None and isinstance(budget, int) and budget > most:
             raise ConfigError(

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 T = TypeVar("T")
 
@@ -32,6 +32,20 @@ class Sample(BaseModel):
     finish_reason: str | None = Field(None, description="Why the teacher stopped: stop, length, ...")
     cache_key: str = Field("", description="Key of the call in the call cache.")
     error: str | None = Field(None, description="Why this sample failed to parse; None when it parsed.")
+    # Out of the repr, which record ids made from samples hash (Record.child), so that they stay as before.
+    teacher: str | None = Field(
+        None,
+        description="The named teacher (the pipeline's `teachers:`) that wrote it; None: its one teacher.",
+        repr=False,
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when unnamed, so that a one-teacher run writes its records as before.
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("teacher", "") is None:
+            dumped.pop("teacher")
+        return dumped
 
 
 class Verdict(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,11 @@ def test_validate_accepts_the_shipped_pipeline(capfd):
 def test_plugins_lists_builtins(capfd):
     code, out, _ = call(capfd, "plugins")
     assert code == 0
-    stages = "adversarial, evaluate, evolve, filter, generate, self_consistency, self_instruct, train"
+    # Every stage the project declares, as an installed plugin's would be found.
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
+    stages = ", ".join(sorted(declared["synthdistill.stages"]))
     assert f"stages: {stages}" in out
+    assert {"generate", "train", "evaluate", "star", "select"} <= set(declared["synthdistill.stages"])
     assert "teachers: litellm, openai, transformers" in out
 
 

@@ -82,8 +82,10 @@ def _teacher_text(counters: dict[str, Any]) -> str:
 
 
 def summary_table(manifest: Manifest) -> Table:
-    """One row per stage: records in and out, model calls, cache hits, tokens, cost (when any), seconds."""
+    """One row per stage: records in and out, model calls, cache hits, tokens, cost (when any), seconds;
+    under a stage that asked several named teachers, one row per teacher, when the run had more than one."""
     priced = manifest.teacher.cost_usd > 0
+    several = len({name for stage in manifest.stages for name in stage.details.get("by_teacher", {})}) > 1
     columns = ["stage", "status", "in", "out", "calls", "cache\nhits", "tokens"]
     columns += ["cost\nUSD", "seconds"] if priced else ["seconds"]
     table = _table(f"run {manifest.name} ({manifest.status}, {manifest.seconds:.0f} s)", columns, 2)
@@ -104,6 +106,21 @@ def summary_table(manifest: Manifest) -> Table:
             *cost,
             f"{stage.seconds:.1f}",
         )
+        # A skipped stage keeps the details of its last run, but spent nothing this time.
+        by_teacher = stage.details.get("by_teacher", {}) if several and stage.status != "skipped" else {}
+        for name, spent in by_teacher.items():
+            table.add_row(
+                f"  {name}",
+                "",
+                "",
+                "",
+                str(spent.get("calls", 0)),
+                str(spent.get("cache_hits", 0)),
+                str(int(spent.get("prompt_tokens", 0) + spent.get("completion_tokens", 0))),
+                *([f"{spent.get('cost_usd', 0.0):.4f}"] if priced else []),
+                "",
+                style="dim",
+            )
     total = manifest.teacher
     table.add_section()
     table.add_row(

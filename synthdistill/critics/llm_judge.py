@@ -6,7 +6,9 @@ another field (`against`, for example a student's answer), asked twice with the 
 orders (prompts/judge_pairwise.j2), so that a judge biased to one position gives a tie; the record's
 score is its share of the two judgments (win 1, tie 0.5, loss 0) and it passes at `threshold` (0.5).
 
-Every call goes through the engine (`ctx.engine(teacher)`), so it is cached, bounded and retried;
+The judge is the pipeline's teacher, a teacher of its own, or one of the pipeline's named `teachers:`
+(`teacher: b`), so that one teacher reviews another's rationales (MAPD's peer review). Every call goes
+through the engine (`ctx.engine(teacher)`), so it is cached, bounded and retried;
 the answer is JSON validated by a pydantic model (a schema is sent where the backend takes one), and
 an unparsable answer is asked for again when sampling is random, then fails the record with its reason.
 """
@@ -71,8 +73,11 @@ class LLMJudge(BaseCritic):
         threshold: float | None = Field(
             None, description="Pass at this score or above; None means 7 (score) or 0.5 (pairwise)."
         )
-        teacher: TeacherConfig | None = Field(
-            None, description="A separate judge model; None means the pipeline's teacher."
+        teacher: TeacherConfig | str | None = Field(
+            None,
+            description="A separate judge model: a teacher config, or the name of one of the pipeline's "
+            "`teachers:` (peer review: one teacher judges another's rationale); None means the pipeline's "
+            "teacher.",
         )
         temperature: float = Field(
             0.0,

@@ -92,9 +92,12 @@ class RunContext:
             self._cache = CallCache(home() / "cache" / "calls.sqlite")
         return self._cache
 
-    def engine(self, teacher: TeacherConfig | None = None) -> Engine:
-        """The engine for `teacher` (the pipeline's teacher by default), built once per run."""
-        teacher = teacher or self.pipeline.config.teacher
+    def engine(self, teacher: TeacherConfig | str | None = None) -> Engine:
+        """The engine for `teacher` (the pipeline's teacher by default; a name is one of its `teachers`),
+        built once per run."""
+        config = self.pipeline.config
+        named = teacher if isinstance(teacher, str) else None
+        teacher = config.teacher_named(teacher) if isinstance(teacher, str) else teacher or config.teacher
         key = teacher.model_dump_json()
         if key not in self._engines:
             engine = build_engine(teacher, self.cache(), self.device, self.budget)
@@ -105,7 +108,7 @@ class RunContext:
                     "teacher.price: {input_per_mtok: ..., output_per_mtok: ...} or install litellm for "
                     "its price map",
                     file=str(self.pipeline.path),
-                    key="teacher.price",
+                    key=f"teachers.{named}.price" if named in config.teachers else "teacher.price",
                 )
             engine.on_failure = self._failed_request
             engine.dry_run = self.dry_run
@@ -199,8 +202,9 @@ class StageContext:
         """The stage's logger."""
         return logging.getLogger(f"synthdistill.stages.{self.spec.name}")
 
-    def engine(self, teacher: TeacherConfig | None = None) -> Engine:
-        """The engine for `teacher` (the stage's teacher by default: the pipeline's, or who stands in)."""
+    def engine(self, teacher: TeacherConfig | str | None = None) -> Engine:
+        """The engine for `teacher` (the stage's teacher by default: the pipeline's, or who stands in; a
+        name is one of the pipeline's `teachers`)."""
         return self.run.engine(teacher or self.teacher)
 
     def local_model(self, model: str | Path, batch_size: int = 32) -> TeacherConfig:
@@ -212,9 +216,18 @@ class StageContext:
         self.run.release_local_models()
 
     def provenance(
-        self, template: str, params: dict[str, Any], *, teacher: TeacherConfig | None = None, stage: str = ""
+        self,
+        template: str,
+        params: dict[str, Any],
+        *,
+        teacher: TeacherConfig | str | None = None,
+        stage: str = "",
     ) -> Provenance:
-        """Where fields this stage makes with `template` come from (the pipeline's teacher by default)."""
+        """Where fields this stage makes with `template` come from (the pipeline's teacher by default; a
+        name is one of its `teachers`, and goes into the params as `teacher_name`)."""
+        if isinstance(teacher, str):
+            params = {**params, "teacher_name": teacher}
+            teacher = self.pipeline.config.teacher_named(teacher)
         teacher = teacher or self.teacher or self.pipeline.config.teacher
         return Provenance(
             stage=stage or self.spec.name,

@@ -7,6 +7,11 @@ answer, and so are "(c) house", "c" and "House" when house is choice c), and eve
 dropped, carries the share of its samples that agree with its answer. An answer that names none of an
 item's choices or labels gets no vote.
 
+With several teachers (generate's `teachers: [a, b]`), a record's samples are every teacher's, so the
+vote goes across teachers; `teacher_weights` weighs each sample's vote by its teacher, and a child also
+carries the other samples that agree with its answer (after its own), so that the teacher_agreement
+critic can count the teachers behind it.
+
 With `rationalize`, a problem whose samples all miss the gold answer is asked again with the gold
 answer as a hint (STaR's rationalisation). The hint goes only into that request: the child's input
 is the problem's, so the student's training prompt never sees it. A hinted rationale is kept only
@@ -17,12 +22,11 @@ mention the hint; its provenance says `rationalized: true`.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from synthdistill.critics.choice_consistency import check_choice_consistency
 from synthdistill.critics.consistency import check_consistency
@@ -65,6 +69,12 @@ class SelfConsistencyConfig(BaseModel):
     max_per_record: int | None = Field(
         None, ge=1, description="Most rationales handed on per record; None hands on all that qualify."
     )
+    teacher_weights: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="How much a sample's vote counts, by the named teacher that wrote it ({a: 2.0, b: 1.0}); "
+        "a teacher not listed counts 1. Shares (min_agreement, agreement) are then shares of the weight. "
+        "Empty counts every sample once.",
+    )
     # STaR's rationalisation: off by default, since it costs teacher calls and its rationales need checking.
     rationalize: bool = Field(
         False,
@@ -82,6 +92,14 @@ class SelfConsistencyConfig(BaseModel):
         description="Whether a hinted rationale must state the answer in its last step with right "
         "arithmetic and not mention the hint (LAB.md: hinted rationales often just land on the number).",
     )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when unset, so that the fingerprints of runs made before the option existed still hold.
+        dumped: dict[str, Any] = handler(self)
+        if not self.teacher_weights:
+            dumped.pop("teacher_weights", None)
+        return dumped
 
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
@@ -116,14 +134,23 @@ def _vote(
     def agrees(sample: Sample, answer: object) -> bool:
         return scorer.same(sample.fields["answer"], answer, record)
 
+    def weight(samples: Iterable[Sample]) -> float:
+        return sum(config.teacher_weights.get(s.teacher or "", 1.0) for s in samples)
+
+    total = weight(record.samples)
+
     if config.rationalize and gold is not None and not any(agrees(s, gold) for s in parsed):
         return None
     if not parsed:
         return [record.drop(STAGE_NAME, "no parsed sample to vote on")]
-    votes = Counter(key for _, key in voted if key is not None)
-    top, majority_count = votes.most_common(1)[0]
+    votes: dict[object, float] = {}
+    for sample, key in voted:
+        if key is not None:
+            votes[key] = votes.get(key, 0.0) + weight([sample])
+    top = max(votes, key=votes.__getitem__)  # of a tie, the answer voted for first
+    majority_weight = votes[top]
     majority = scorer.canonical(next(s for s, key in voted if key == top).fields["answer"], record)
-    share = majority_count / len(record.samples)
+    share = majority_weight / total
     shares.append(share)
     if share < config.min_agreement:
         return [
@@ -134,7 +161,7 @@ def _vote(
     target = gold if config.target == "gold" and gold is not None else majority
     chosen = [s for s in _distinct(parsed) if config.keep == "all" or agrees(s, target)]
     if not chosen:
-        target_share = sum(1 for s in parsed if agrees(s, target)) / len(record.samples)
+        target_share = weight(s for s in parsed if agrees(s, target)) / total
         return [
             record.model_copy(update={"agreement": round(target_share, 4)}).drop(
                 STAGE_NAME, f"no sample agrees with the {config.target} answer {target}"
@@ -143,13 +170,15 @@ def _vote(
     children = []
     for sample in chosen[: config.max_per_record]:
         answer = scorer.canonical(sample.fields["answer"], record)
-        agree = sum(1 for s in parsed if agrees(s, answer)) / len(record.samples)
+        agreeing = [s for s in parsed if agrees(s, answer)]
+        # Named teachers' agreeing samples go along (after the rationale's own), for teacher_agreement.
+        backing = [s for s in agreeing if s is not sample and s.teacher is not None]
         children.append(
             record.child(
                 rationale=sample.fields.get("rationale", ""),
                 answer=answer,
-                agreement=round(agree, 4),
-                samples=[sample],
+                agreement=round(weight(agreeing) / total, 4),
+                samples=[sample, *backing],
             )
         )
     return children

@@ -20,7 +20,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -33,7 +35,9 @@ from synthdistill.runs.context import StageContext
 from synthdistill.runs.steps import Stage
 from synthdistill.sandbox import Limits
 from synthdistill.stages.generate.recorded import Recorded, RecordedConfig, open_recorded
+from synthdistill.stages.generate.teachers import ask, asked, each_teacher, fingerprinted
 from synthdistill.symbolic import event_records, parse_events, parse_tails, triple_records
+from synthdistill.teacher_config import ALL_TEACHERS
 from synthdistill.teachers.base import Request
 from synthdistill.teachers.engine import Parser
 
@@ -98,12 +102,36 @@ class GenerateConfig(BaseModel):
     )
     # Only a sampling teacher can answer differently when asked again.
     parse_retries: ParseRetries = 0
+    teachers: list[str] | Literal["all"] = Field(
+        default_factory=list,
+        description="The pipeline's named teachers to ask, in order (`default` is its `teacher:`), or all "
+        "of its `teachers:`: each answers `n` samples per request, a record's samples are their union in "
+        "this order (so self_consistency votes across teachers), and each sample names its teacher. Empty "
+        "asks the pipeline's teacher.",
+    )
     recorded: RecordedConfig | None = Field(
         None,
         description="Take completions a teacher already wrote (a data column, a batch job's output file, "
         "an earlier export) as the samples, parsed as `parse` says, instead of calling the teacher: no "
         "call, no cache entry, nothing spent. None samples the teacher.",
     )
+
+    _asked: dict[str, Any] = PrivateAttr(default_factory=dict)
+    """The configs of the teachers asked, as fingerprints see them, when the pipeline was known."""
+
+    @field_validator("teachers", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        # One name stands for a list of it; a mapping is this config's own dump, read back.
+        if isinstance(value, dict):
+            return list(value)
+        return [value] if isinstance(value, str) and value != ALL_TEACHERS else value
+
+    @model_validator(mode="after")
+    def _resolve_teachers(self, info: ValidationInfo) -> GenerateConfig:
+        # The teachers' configs join the stage's fingerprint, so that changing one re-runs the stage.
+        self._asked = fingerprinted(self.teachers, (info.context or {}).get("teachers", {}))
+        return self
 
     @field_validator("expand")
     @classmethod
@@ -131,6 +159,10 @@ class GenerateConfig(BaseModel):
         dumped: dict[str, Any] = handler(self)
         if self.recorded is None:
             dumped.pop("recorded", None)
+        if not self.teachers:
+            dumped.pop("teachers", None)
+        elif self._asked and "teachers" in dumped:
+            dumped["teachers"] = self._asked
         if self.parse != "program":
             dumped.pop("sandbox", None)
         return dumped
@@ -143,10 +175,12 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
         # No engine is built: nothing is loaded, called, cached or spent.
         yield from _run_recorded(records, ctx, open_recorded(config.recorded, ctx.pipeline, ctx.spec.name))
         return
-    engine = ctx.engine()
-    provenance = ctx.provenance(
-        config.template, config.model_dump(exclude={"template", "parse", "parse_retries", "expand"})
-    )
+    asking = asked(config.teachers, ctx.pipeline.config.teachers)
+    params = config.model_dump(exclude={"template", "parse", "parse_retries", "expand", "teachers"})
+    provenances = [ctx.provenance(config.template, params, teacher=name) for name in asking]
+    provenance = provenances[0]
+    engines = {name: ctx.engine(name) for name in asking}
+    before = {name: engine.stats.model_copy() for name, engine in engines.items()}
     names = list(config.expand)
     combinations = [
         dict(zip(names, values, strict=True)) for values in itertools.product(*config.expand.values())
@@ -178,7 +212,7 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
 
     counts = {"samples_parsed": 0, "samples_failed": 0, "records_made": 0}
     by_value: dict[str, dict[str, int]] = {}
-    answers = engine.map(requests(), _PARSERS[config.parse], parse_retries=config.parse_retries)
+    answers = ask(engines, requests(), _PARSERS[config.parse], config.parse_retries)
     if config.parse == "program":
         answers = _executed(answers, config.sandbox)
     pending: list[tuple[_Payload, list[Sample]]] = []
@@ -195,9 +229,13 @@ def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:
             answered = [(p.values, group_samples) for p, group_samples in pairs]
             outputs = _outputs(record, answered, config.parse, provenance)
             _count(answered, outputs, counts, by_value)
-            yield from outputs
+            yield from each_teacher(outputs, provenance, provenances)
         pending = []
     _report(ctx, counts, by_value)
+    if asking != [None]:
+        ctx.details["by_teacher"] = {
+            name: engine.stats.since(before[name]) for name, engine in engines.items() if name
+        }
 
 
 def _run_recorded(records: Iterable[Record], ctx: StageContext, recorded: Recorded) -> Iterator[Record]:
