@@ -209,6 +209,8 @@ def _check_models(pipeline: Pipeline, stages: list[tuple[StageSpec, Stage]]) -> 
         _resolves(pipeline.config.student.model, file, "student.model")
     if "teacher" in uses:
         _check_teacher(pipeline.config.teacher, file, "teacher", pipeline.config.max_cost_usd)
+    for name, teacher in pipeline.config.teachers.items():
+        _check_teacher(teacher, file, f"teachers.{name}", pipeline.config.max_cost_usd)
     for spec, _ in stages:
         for key, teacher in _teachers_in(spec.config, f"stages[{spec.index - 1}].{spec.name}", file):
             _check_teacher(teacher, file, key, pipeline.config.max_cost_usd)

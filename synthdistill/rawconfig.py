@@ -29,7 +29,7 @@ def read_raw(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise _encoding_error(data, exc, file) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
@@ -162,3 +162,18 @@ def _key_at(text: str, index: int) -> str | None:
         step, node = inside[0]
         path += step
     return path.lstrip(".") or None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently, so
+    two teachers or two options of one name would quietly become one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                problem = f"the key {key!r} is given twice in one mapping; keep one"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

@@ -299,6 +299,15 @@ PIPELINE_CASES: list[tuple[str, Edit | None, list[str], list[str]]] = [
     ),
     ("max_cost_usd with no price", _set("max_cost_usd", 1.0), [], ["teacher.price"]),
     (
+        "a named teacher's key variable unset",
+        _set(
+            "teachers",
+            {"b": {"backend": "openai", "model": "other", "api_key_env": "SYNTHDISTILL_TEST_NO_KEY"}},
+        ),
+        [],
+        ["teachers.b.api_key_env", "SYNTHDISTILL_TEST_NO_KEY"],
+    ),
+    (
         "unknown train target",
         _stages(GENERATE, FILTER, {"train": {"target": "answer"}}),
         [],

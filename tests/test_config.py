@@ -51,6 +51,11 @@ def test_set_overrides_reach_stage_options_by_name_and_position(tmp_path):
         ("name: t\nteacher: {api_key: sk-x}\nstages: [generate]\n", "teacher", "api_key_env"),
         ("stages: [generate]\n", "name", "add it"),
         ("name: t\nstages: [generate\n", "YAML syntax error at line", "fix the YAML"),
+        (
+            "name: t\nteachers:\n  a: {model: x}\n  a: {model: y}\nstages: [generate]\n",
+            "line 4",
+            "given twice",
+        ),
     ],
 )
 def test_bad_pipelines_name_file_key_and_fix(tmp_path, text, key, fix):
