@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from synthdistill.errors import RunError
-from synthdistill.runs.dataset import dataset_columns, dataset_rows, kept_dataset
+from synthdistill.runs.dataset import dataset_columns, dataset_rows, holds_pairs, kept_dataset
 from synthdistill.runs.decisions import Decision, decision_counts, load_decisions
 from synthdistill.runs.folder import shareable_path
 from synthdistill.runs.view import RunView, open_run
@@ -61,15 +61,24 @@ def export_run(
                 dataset.to_parquet(str(target / DATA_FILES["parquet"]))
             else:
                 dataset.save_to_disk(str(target))
-    card = dataset_card(run, stage.folder, rows, decisions, format)
+    columns = dataset_columns(review=True, pairs=holds_pairs(stage.path, decisions))
+    card = dataset_card(run, stage.folder, rows, decisions, format, columns=list(columns))
     (target / "README.md").write_text(card, encoding="utf-8")
     if push_to_hub:
         _push(stage.path, decisions, card, push_to_hub, target)
     return target
 
 
-def dataset_card(run: RunView, stage: str, rows: int, decisions: dict[str, Decision], format: str) -> str:
-    """A Hugging Face dataset card: the pipeline, teacher, filters, counts and review decisions."""
+def dataset_card(
+    run: RunView,
+    stage: str,
+    rows: int,
+    decisions: dict[str, Decision],
+    format: str,
+    columns: list[str] | None = None,
+) -> str:
+    """A Hugging Face dataset card: the pipeline, teacher, filters, counts, review decisions and columns
+    (`COLUMNS` unless given: a stage of preference pairs adds prompt, chosen and rejected)."""
     manifest = run.manifest
     config = _pipeline_config(run)
     teacher = config.get("teacher") or {}
@@ -125,7 +134,7 @@ def dataset_card(run: RunView, stage: str, rows: int, decisions: dict[str, Decis
         "",
         "## Columns",
         "",
-        ", ".join(f"`{c}`" for c in COLUMNS),
+        ", ".join(f"`{c}`" for c in columns or COLUMNS),
         "",
     ]
     return "\n".join(lines)

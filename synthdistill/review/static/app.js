@@ -139,7 +139,8 @@ function card(row, i, view) {
   const rationale = d && d.rationale !== null ? d.rationale : r.rationale;
   const answer = d && d.answer !== null ? d.answer : r.answer;
   const gold = r.input ? r.input.answer : undefined;
-  node.append(el("div", { class: "field rationale" }, el("h3", {}, "rationale"), el("pre", { class: "value" }, text(rationale))));
+  if (isPair(r)) node.append(pairSides(r, rationale, answer));
+  else node.append(el("div", { class: "field rationale" }, el("h3", {}, "rationale"), el("pre", { class: "value" }, text(rationale))));
   if (d && d.rationale !== null) node.append(el("div", { class: "original" }, "original: ", el("span", {}, text(r.rationale))));
   const matches = gold !== undefined && answer !== null && String(answer).trim() === String(gold).trim();
   node.append(el("div", { class: "field answers" },
@@ -204,10 +205,32 @@ function verdictList(verdicts) {
       el("span", { class: "verdict" }, v.passed ? "pass" : "fail"), ` ${score(v)}`, v.reason ? ` · ${text(v.reason)}` : "")));
 }
 
+// A preference pair (the pairs stage) holds its rejected completion in its input; its chosen completion is
+// its own rationale and answer (so an edit changes the chosen side), written as the student learns it.
+function isPair(r) {
+  return Boolean(r.input) && typeof r.input.rejected === "string";
+}
+
+function pairSides(r, rationale, answer) {
+  const provenance = r.provenance || [];
+  const params = (provenance[provenance.length - 1] || {}).params || {};
+  const chosen = rationale && answer !== null && answer !== undefined
+    ? `${rationale}\nThe answer is ${answer}.` : text(rationale || answer);
+  const side = (name, completion, info) => el("div", { class: "side " + name },
+    el("h3", {}, info && info.from ? `${name}: ${info.from}` : name),
+    el("pre", { class: "value" }, completion),
+    info ? el("div", { class: "side-info" }, [info.model,
+      info.answer === null || info.answer === undefined ? null : `answer ${info.answer}`,
+      info.correct === true ? "right" : info.correct === false ? "wrong" : null].filter(Boolean).join(" · ")) : null);
+  const method = params.method ? el("div", { class: "pair-method" }, `pair by ${params.method}`) : null;
+  return el("div", { class: "field pair" }, method,
+    el("div", { class: "sides" }, side("chosen", chosen, params.chosen), side("rejected", r.input.rejected, params.rejected)));
+}
+
 function inputFields(input) {
   const fields = el("dl", { class: "input" });
   for (const [key, value] of Object.entries(input || {})) {
-    if (key === "answer") continue;
+    if (key === "answer" || (key === "rejected" && typeof value === "string")) continue;
     fields.append(el("dt", {}, key), el("dd", {}, text(value)));
   }
   return fields;
