@@ -300,3 +300,19 @@ def test_the_review_page_shows_a_pair_chosen_beside_rejected(project):
         browser.close()
     rows = (export_run(run, format="jsonl") / "data.jsonl").read_text().splitlines()
     assert len(rows) == 1 and "Tom has 3 apples" in rows[0]
+
+
+def test_a_named_teacher_judges_the_pairs_and_the_pipelines_teacher_is_not_asked(project):
+    with (
+        ScriptedServer(responder=lambda m, p, i: json.dumps({"winner": "A", "reason": "-"})) as default,
+        ScriptedServer(responder=lambda m, p, i: json.dumps({"winner": "A", "reason": "-"})) as judge,
+    ):
+        path = judge_pipeline(project, default, judge={"teacher": "referee"})
+        pipeline = yaml.safe_load(path.read_text())
+        pipeline["teachers"] = {"referee": {"backend": "openai", "model": "referee", "api_base": judge.url}}
+        path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
+        run_pipeline(load_pipeline(path), RunOptions())
+        assert (default.stats.requests, judge.stats.requests) == (0, 6)
+    records = stage_records(project / "outputs" / "pairs", "02-pairs")
+    judged = [r for r in records if "llm_judge" in r.verdicts]
+    assert len(judged) == 3 and {r.provenance[-1].model for r in judged} == {"referee"}

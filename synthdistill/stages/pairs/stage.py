@@ -246,7 +246,9 @@ def _judged(
         made.append([] if planned[-1] else [unpaired(group, NAME, reason)])
     flat = [(first, second) for sides in planned for first, second, _ in sides]
     verdicts = iter(judge(flat, config.judge, ctx))
-    teacher = TeacherConfig.model_validate(config.judge["teacher"]) if "teacher" in config.judge else None
+    # The judge is the pipeline's teacher, one of its named teachers, or one given in full.
+    named = config.judge.get("teacher")
+    teacher = TeacherConfig.model_validate(named) if isinstance(named, dict) else named
     template = config.judge.get("template") or "judge_pairwise.j2"
     provenance = ctx.provenance(
         template, {"temperature": config.judge.get("temperature", 0.0)}, teacher=teacher
