@@ -11,7 +11,8 @@ have been seen, and a pipeline that fails leaves the last good run as it was:
   each gold answer among its item's choices or the task's labels (the items that are not are counted);
 - recorded completions (generate's `recorded`) are there: a field that some training item fills, or a
   file whose every row matches an item of the data (stages/generate/recorded_checks.py);
-- the student and any local teacher resolve (nothing is converted or downloaded);
+- the student and any local teacher resolve (nothing is converted or downloaded), and a teacher whose
+  logits gkd distils has the student's vocabulary;
 - a program-of-thought template (generate's `parse: program`) shows a ```python block to imitate;
 - the stage order makes sense: a stage that needs a teacher's outputs comes after one that makes them,
   one that needs a trained student after a train stage;
@@ -27,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from synthdistill.config import Pipeline, StageSpec, TeacherConfig, config_error
+from synthdistill.config import DEFAULT_TEACHER, Pipeline, StageSpec, TeacherConfig, config_error
 from synthdistill.data import load_splits
 from synthdistill.errors import ConfigError, SynthdistillError, TemplateError
 from synthdistill.parsing import program_of
@@ -89,6 +90,7 @@ def check(pipeline: Pipeline, limit: int | None = None) -> Checked:
         _check_program_template(templates, spec, file)
         fields |= stage.adds(spec.config)
     _check_models(pipeline, stages)
+    _check_vocabularies(pipeline, stages)
     return Checked(templates=templates, train=train, test=test, notes=notes)
 
 
@@ -214,6 +216,21 @@ def _check_models(pipeline: Pipeline, stages: list[tuple[StageSpec, Stage]]) -> 
     for spec, _ in stages:
         for key, teacher in _teachers_in(spec.config, f"stages[{spec.index - 1}].{spec.name}", file):
             _check_teacher(teacher, file, key, pipeline.config.max_cost_usd)
+
+
+def _check_vocabularies(pipeline: Pipeline, stages: list[tuple[StageSpec, Stage]]) -> None:
+    """A teacher whose logits gkd distils has the student's vocabulary (the tokenizers alone are read)."""
+    from synthdistill.stages.train.gkd_config import GKDStageConfig, vocabulary_problem
+
+    config = pipeline.config
+    for spec, _ in stages:
+        if not isinstance(spec.config, GKDStageConfig):
+            continue
+        teacher = spec.config.named_teacher({DEFAULT_TEACHER: config.teacher, **config.teachers})
+        problem = teacher and vocabulary_problem(spec.config.model or config.student.model, teacher)
+        if problem:
+            key = f"stages[{spec.index - 1}].gkd.{spec.config.teacher_key}"
+            raise ConfigError(problem, file=str(pipeline.path), key=key)
 
 
 def _check_teacher(teacher: TeacherConfig, file: str, key: str, budget: float | None = None) -> None:

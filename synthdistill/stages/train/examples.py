@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from synthdistill.errors import DataError, StageError
@@ -22,17 +23,25 @@ if TYPE_CHECKING:
 
 
 def build_examples(records: list[Record], config: TrainConfig, ctx: StageContext) -> list[dict[str, Any]]:
-    """Prompt/completion pairs in chat form; with step-by-step, a label and a rationale example per record."""
+    """Prompt/completion pairs in chat form; with step-by-step, a label and a rationale example per record.
+
+    A multiple-choice answer line names the choice as `config.answer_format` says (the label task's too).
+    """
     from synthdistill.stages.train.stepbystep import TASK_IDS
 
     template = config.template
+    task, answer_format = ctx.pipeline.config.data.task, config.answer_format
     if config.step_by_step is None:
-        learn = {"label": label_text, "rationale": target_text, "response": response_text}[config.target]
-        return [_example(ctx, template, r, TaskCue(), learn(r)) for r in records]
+        learn: dict[str, Callable[[Record], str]] = {
+            "label": lambda r: label_text(r, answer_format, task),
+            "rationale": lambda r: target_text(r, answer_format, task),
+            "response": response_text,
+        }
+        return [_example(ctx, template, r, TaskCue(), learn[config.target](r)) for r in records]
     sbs = config.step_by_step
     examples = []
     for record in records:
-        label = _example(ctx, template, record, sbs.cue("label"), label_text(record))
+        label = _example(ctx, template, record, sbs.cue("label"), label_text(record, answer_format, task))
         examples.append({**label, "task": TASK_IDS["label"]})
         if (record.rationale or "").strip():
             rationale = _example(

@@ -14,14 +14,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from synthdistill.records import Record
 from synthdistill.runs.context import StageContext
 from synthdistill.runs.steps import Stage
 from synthdistill.stages.train.examples import build_examples, check_leaks, extra_records, sample
 from synthdistill.stages.train.sft import PLAIN_LORA_KEYS, fine_tune, lora_config, sft_config
-from synthdistill.student.prompts import Task, TaskCue
+from synthdistill.student.prompts import AnswerFormat, Task, TaskCue
 
 
 class StepByStepConfig(BaseModel):
@@ -85,6 +92,14 @@ class TrainConfig(BaseModel):
         description="What the student learns to write: the rationale and the answer sentence, the "
         "answer sentence alone (label-only training), or the teacher's reply as written (open-ended "
         "instructions, generate with parse: text).",
+    )
+    # The text, as before the option existed; bench/quality.py measures the three on CommonsenseQA.
+    answer_format: AnswerFormat = Field(
+        "text",
+        description="How a multiple-choice record's answer line names the choice: its text ('The answer "
+        "is house.'), its letter ('The answer is (c).') or both ('The answer is (c) house.'); the student "
+        "template should ask for the same form (cqa_student.j2, cqa_student_letter.j2, "
+        "cqa_student_letter_text.j2). Records of other tasks ignore it.",
     )
     # LoRA by default: on a 2-core CPU it steps faster and peaks lower than full SFT (LAB.md).
     lora: dict[str, Any] | None = Field(
@@ -166,6 +181,14 @@ class TrainConfig(BaseModel):
                 }
             )
         return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when it is the text, so that the fingerprints of runs made before the option still hold.
+        dumped: dict[str, Any] = handler(self)
+        if self.answer_format == "text":
+            dumped.pop("answer_format", None)
+        return dumped
 
 
 def run(records: Iterable[Record], ctx: StageContext) -> Iterator[Record]:

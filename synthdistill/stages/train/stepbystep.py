@@ -1,11 +1,12 @@
 """Distilling step-by-step (Hsieh et al., 2023): one student trained on two tasks with a weighted loss.
 
 Each record gives two examples, told apart by a cue on the prompt (by default an instruction at its
-end): predict the label ("The answer is N.") and generate the rationale. The loss is
-`w * L_label + (1 - w) * L_rationale`, each term the mean over its own task's completion tokens, so a
-long rationale does not drown the short label. trl's SFTTrainer has one loss over all completion tokens
-and no per-task weighting, hence this subclass: a collator hands each example's task on as a tensor, and
-`compute_loss` splits the per-token losses of trl's fused LM head by task.
+end): predict the label ("The answer is N.", a choice named as train's `answer_format` says) and
+generate the rationale. The loss is `w * L_label + (1 - w) * L_rationale`, each term the mean over its
+own task's completion tokens, so a long rationale does not drown the short label. trl's SFTTrainer has
+one loss over all completion tokens and no per-task weighting, hence this subclass: a collator hands each
+example's task on as a tensor, and `compute_loss` splits the per-token losses of trl's fused LM head by
+task.
 With `w = 1` the loss is exactly label-only training's.
 """
 

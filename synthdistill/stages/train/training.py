@@ -1,6 +1,6 @@
-"""What every training of the student shares (sft.py, dpo.py): the schedule options, trainer arguments for
-the device, resumable checkpoints, an atomic save, and the callback that sends the trainer's log lines to
-run.log.
+"""What every training of the student shares (sft.py, dpo.py, gkd.py): the schedule options, trainer
+arguments for the device, resumable checkpoints, an atomic save, and the callback that sends the trainer's
+log lines to run.log.
 """
 
 from __future__ import annotations
