@@ -207,18 +207,28 @@ def _log_to(path: Path) -> None:
     _stop_logging()
     for name in _LOGGERS:
         logger = logging.getLogger(name)
+        _SAVED[name] = (logger.level, logger.propagate)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
 
 
 def _stop_logging() -> None:
-    """Close the run's log, so that later calls in this process (tests, notebooks) write nothing to it."""
+    """Close the run's log and give the loggers back their levels, so that later calls in this process
+    (tests, notebooks) write nothing to it, and a library's own handler (transformers' writes to the
+    stderr of its import) is not woken at INFO."""
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         for handler in [h for h in logger.handlers if isinstance(h, _LazyFileHandler)]:
             logger.removeHandler(handler)
             handler.close()
+        if name in _SAVED:
+            level, logger.propagate = _SAVED.pop(name)
+            logger.setLevel(level)  # setLevel, not the attribute: it clears the loggers' cached levels
+
+
+_SAVED: dict[str, tuple[int, bool]] = {}
+"""Each logger's level and propagation before the run's log took it over."""
 
 
 class _LazyFileHandler(logging.FileHandler):
