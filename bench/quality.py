@@ -13,16 +13,21 @@ and, with `--adversarial`, two more rows at equal teacher budget (issue 8):
   7. random-growth row 4, then the same rounds with seeds drawn at random (the control)
 each also scored on a hard split (builtin:arith at difficulty 2), with rows 1 and 4 for reference;
 on `builtin:arith` (and GSM8K-format data from `--gsm8k FILE`), for several seeds (the seed changes the
-split, the sampling and the training). Every row runs through the product's own pipeline API; generation
-is paid once per seed and answered from the call cache afterwards. It prints one table of accuracy with
-95% bootstrap intervals (pooled over seeds), training records and seconds, then paired gains for the
-research's claims: 4 beats 3, 4 beats 1, rationales (3, 4) beat labels (2) at equal data.
+split, the sampling and the training). `--datasets cqa,esnli` adds CommonsenseQA and e-SNLI from
+../shared/data, PaLM-540B's recorded rationales as the teacher's pool, and on cqa the answer line's form
+as rows of its own (bench/quality_tasks.py). Every row runs through the product's own pipeline API;
+generation is paid once per seed and answered from the call cache afterwards. It prints one table of
+accuracy with 95% bootstrap intervals (pooled over seeds), training records and seconds, then paired
+gains for the research's claims: 4 beats 3, 4 beats 1, rationales (3, 4) beat labels (2) at equal
+data, step-by-step (5) beats labels, and on cqa each answer-line form against the others.
 
     python bench/quality.py --quick                      # smoke size, minutes
     python bench/quality.py --test 300 --seeds 3         # the documented full size (hours on a 2-core CPU)
     python bench/quality.py --gsm8k ../shared/data/gsm8k/train.jsonl --test 300 --seeds 3
     python bench/quality.py --gsm8k ../shared/data/gsm8k/train.jsonl --no-arith --seeds 1   # GSM8K alone
     python bench/quality.py --adversarial --rounds 2 --test 300 --seeds 3   # rows 6 and 7 too
+    python bench/quality.py --datasets cqa --quick                           # a real task, smoke size
+    python bench/quality.py --datasets cqa,esnli --test 300 --seeds 3        # both tasks, full size
 
 Each finished (dataset, seed, row) writes its scores to `--scores DIR` (default <out>/scores); a re-run
 reads them back and skips that row, so a run of several hours can be spread over several sittings, or
@@ -46,15 +51,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import quality_tasks
 import yaml
+from quality_tasks import TASKS
 
 ROWS = ("base", "label-only", "unfiltered", "filtered", "step-by-step", "sbs-rationale")
 GROWTH_ROWS = ("adversarial", "random-growth")
 HARD_ROWS = ("base", "filtered", *GROWTH_ROWS)
 """Rows also scored on the hard split when --adversarial is given."""
-NUMBERS = {"sbs-rationale": "5b", "adversarial": "6", "random-growth": "7"} | {
-    row: str(number) for number, row in enumerate(ROWS[:5], 1)
-}
+NUMBERS = (
+    {"sbs-rationale": "5b", "adversarial": "6", "random-growth": "7"}
+    | {row: str(number) for number, row in enumerate(ROWS[:5], 1)}
+    | quality_tasks.NUMBERS
+)
 """The rows' numbers in the table, as the claims name them."""
 RECIPES = {"step-by-step": 2, "sbs-rationale": 2}
 """Each row's recipe version (1 where absent), kept with its scores: bump it when the product changes what
@@ -69,12 +78,10 @@ SAMPLE_TOKENS_PER_S, TRAIN_STEP_S, EVAL_TOKENS_PER_S = 90.0, 9.0, 60.0
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table; returns the exit code."""
     args = _parse(argv)
-    datasets = [] if args.no_arith else [("arith", {"source": "builtin:arith", "options": {"difficulty": 1}})]
-    if args.gsm8k:
-        datasets.append(("gsm8k", {"source": str(Path(args.gsm8k).resolve()), "fields": GSM8K_FIELDS}))
-    estimate = _estimate(args) * len(datasets)
+    names = [*args.datasets, *(["gsm8k"] if args.gsm8k else [])]
+    estimate = sum(_estimate(args, name) for name in names)
     print(
-        f"# {len(datasets)} dataset(s) x {args.seeds} seed(s): train {args.train}, test {args.test}, "
+        f"# {len(names)} dataset(s) x {args.seeds} seed(s): train {args.train}, test {args.test}, "
         f"n {args.n}, steps {args.steps or 'from the data'}; estimated {estimate / 60:.0f} min on a 2-core "
         "CPU",
         file=sys.stderr,
@@ -84,12 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     results = {}
-    for name, data in datasets:
-        results[name] = _benchmark(name, data, args, out)
+    for name in names:
+        results[name] = _benchmark(name, _data(name, args, out), args, out)
         _print_table(name, results[name], args)
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"# results: {out / 'results.json'}", file=sys.stderr)
     return 0
+
+
+def _data(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """The `data` block (without the split) of dataset `name`'s pipelines."""
+    if name == "arith":
+        return {"source": "builtin:arith", "options": {"difficulty": 1}}
+    if name == "gsm8k":
+        return {"source": str(Path(args.gsm8k).resolve()), "fields": GSM8K_FIELDS}
+    return quality_tasks.task_data(name, Path(args.shared_data), out)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -105,6 +121,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--gen-tokens", type=int, default=192, help="Most tokens of a teacher rationale.")
     parser.add_argument("--eval-tokens", type=int, default=128, help="Most tokens of an evaluated answer.")
+    parser.add_argument("--datasets", type=lambda text: text.split(","), default=["arith"],
+                        help="Comma-separated, of arith (builtin:arith), cqa and esnli (../shared/data, "
+                        "PaLM-540B's rationales as the pool).")  # fmt: skip
+    parser.add_argument("--shared-data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
+                        help="The folder holding cqa/train.jsonl and esnli/valid.jsonl.")  # fmt: skip
     parser.add_argument("--gsm8k", help="A GSM8K-format JSONL file (question, answer with '#### N').")
     parser.add_argument("--no-arith", action="store_true", help="Leave out builtin:arith (with --gsm8k).")
     parser.add_argument("--teacher-backend", default="transformers")
@@ -123,8 +144,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scores", default=None, help="Folder of finished rows' scores (default "
                         "<out>/scores); a row found there is not run again.")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.no_arith and not args.gsm8k:
-        parser.error("--no-arith leaves no dataset; give --gsm8k FILE")
+    unknown = [name for name in args.datasets if name not in ("arith", *TASKS)]
+    if unknown:
+        parser.error(f"--datasets: unknown {', '.join(unknown)}; choose from arith, {', '.join(TASKS)}")
+    if args.no_arith:
+        args.datasets = [name for name in args.datasets if name != "arith"]
+    if not args.datasets and not args.gsm8k:
+        parser.error("no dataset left; give --datasets cqa,esnli or --gsm8k FILE")
     if args.quick:
         args.train, args.test, args.seeds, args.n = 12, 12, 1, 2
         args.batch_size, args.gen_tokens, args.eval_tokens = 4, 128, 64
@@ -134,7 +160,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _estimate(args: argparse.Namespace) -> float:
+def _estimate(args: argparse.Namespace, name: str) -> float:
+    if name in TASKS:
+        return quality_tasks.estimate(name, args, TRAIN_STEP_S, EVAL_TOKENS_PER_S)
     sampling = args.train * args.n * args.gen_tokens * 0.6 / SAMPLE_TOKENS_PER_S
     steps = args.steps or math.ceil(2 * args.train * 0.3 / args.batch_size)
     trained = len(ROWS) - 1  # every row but the base trains; each is scored, and the base once
@@ -146,7 +174,7 @@ def _estimate(args: argparse.Namespace) -> float:
 def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from synthdistill.stages.evaluate.stats import bootstrap_ci, paired_bootstrap
 
-    rows = ROWS + (GROWTH_ROWS if args.adversarial else ())
+    rows = quality_tasks.ROWS[name] if name in TASKS else ROWS + (GROWTH_ROWS if args.adversarial else ())
     if args.rows:
         rows = ("base", *(row for row in rows[1:] if row in args.rows))
     per_row: dict[str, dict[str, Any]] = {row: {"scores": [], "records": [], "seconds": 0.0} for row in rows}
@@ -196,6 +224,7 @@ def _benchmark(name: str, data: dict[str, Any], args: argparse.Namespace, out: P
         ("adversarial", "filtered", "6 beats 4 (the rounds add to the first training)"),
         ("hard:adversarial", "hard:random-growth", "6 beats 7 on the hard split"),
         ("hard:adversarial", "hard:filtered", "6 beats 4 on the hard split"),
+        *quality_tasks.CLAIMS,
     ):
         a, b = (
             hard_scores.get(key.removeprefix("hard:"), [])
@@ -226,7 +255,7 @@ def _run_seed(
     scores_dir: Path,
 ) -> dict[str, dict[str, Any] | None]:
     """Run one seed's missing rows (the pool first), saving each row's scores as it finishes."""
-    pool = _run(out, f"{name}-s{seed}-pool", _pipeline(args, data, seed, "pool"))
+    pool = _run(out, f"{name}-s{seed}-pool", _pipeline(args, data, seed, "pool", name=name))
     pool_hash = _pool_hash(out / "runs" / f"{name}-s{seed}-pool")
     for row, result in done.items():
         # A seed's rows must all train on one pool; one made again in a later sitting may differ.
@@ -249,13 +278,16 @@ def _run_seed(
             first = False
             continue
         started = time.monotonic()
-        manifest = _run(out, f"{name}-s{seed}-{row}", _pipeline(args, data, seed, row, examples, steps))
+        # A task's sbs-rationale is a second evaluate of the step-by-step run (skipped when that ran).
+        run_name = f"{name}-s{seed}-{quality_tasks.run_row(name, row)}"
+        pipeline = _pipeline(args, data, seed, quality_tasks.run_row(name, row), examples, steps, name=name)
+        manifest = _run(out, run_name, pipeline)
         seconds = time.monotonic() - started
-        folder = out / "runs" / f"{name}-s{seed}-{row}"
+        folder = out / "runs" / run_name
         train = [s for s in manifest["stages"] if s["name"] == "train"][-1]
         grown = next((s for s in manifest["stages"] if s["name"] == "adversarial"), None)
         result: dict[str, Any] = {
-            "scores": _scores(folder, "student"),
+            "scores": _scores(folder, "student", quality_tasks.evaluation_of(name, row)),
             "base": _scores(folder, "base"),
             "records": grown["details"]["pool"] if grown else train["details"].get("examples", 0),
             "seconds": round(seconds + (pool["seconds"] if row != "label-only" else 0.0), 1),
@@ -329,18 +361,42 @@ def _load_row(
 
 
 def _pipeline(
-    args: argparse.Namespace, data: dict[str, Any], seed: int, row: str, examples: int = 0, steps: int = 0
+    args: argparse.Namespace,
+    data: dict[str, Any],
+    seed: int,
+    row: str,
+    examples: int = 0,
+    steps: int = 0,
+    name: str = "arith",
 ) -> dict[str, Any]:
     teacher: dict[str, Any] = {"backend": args.teacher_backend, "model": args.teacher_model}
     if args.teacher_api_base:
         teacher["api_base"] = args.teacher_api_base
+    train: dict[str, Any] = {"template": "cot_student.j2", "max_examples": examples, "max_steps": steps,
+                             "batch_size": args.batch_size, "save_steps": 1000}  # fmt: skip
+    if name in TASKS:
+        stages = quality_tasks.task_stages(name, row, train, args.eval_tokens)
+    else:
+        stages = _stages(args, row, train)
+    return {
+        "name": f"quality-{row}",
+        "seed": seed,
+        "device": "auto",
+        "outputs": "runs",
+        "teacher": teacher,
+        "student": {"model": args.student},
+        "data": {**data, "split": {"train": args.train, "test": args.test}},
+        "stages": stages,
+    }
+
+
+def _stages(args: argparse.Namespace, row: str, train: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stages of an arithmetic row (or of its pool): the teacher's samples, voted and filtered."""
     generate = {"generate": {"template": "cot_rationale.j2", "n": args.n, "temperature": 0.8,
                              "max_tokens": args.gen_tokens}}  # fmt: skip
     vote_all = {"self_consistency": {"target": "majority", "keep": "all"}}
     vote_agreeing = {"self_consistency": {"target": "majority", "keep": "agreeing"}}
     critics = {"filter": {"critics": ["answer_match", {"length": {"max_words": 120}}]}}
-    train: dict[str, Any] = {"template": "cot_student.j2", "max_examples": examples, "max_steps": steps,
-                             "batch_size": args.batch_size, "save_steps": 1000}  # fmt: skip
     stages: list[dict[str, Any]] = {
         "pool": [generate, vote_agreeing, critics],
         "label-only": [{"train": {**train, "target": "label"}}],
@@ -356,16 +412,7 @@ def _pipeline(
         if row == "sbs-rationale":
             evaluate["student_task"] = "rationale"
         stages.append({"evaluate": evaluate})
-    return {
-        "name": f"quality-{row}",
-        "seed": seed,
-        "device": "auto",
-        "outputs": "runs",
-        "teacher": teacher,
-        "student": {"model": args.student},
-        "data": {**data, "split": {"train": args.train, "test": args.test}},
-        "stages": stages,
-    }
+    return stages
 
 
 def _rounds(args: argparse.Namespace, train: dict[str, Any], seeds_from: str) -> dict[str, Any]:
@@ -438,23 +485,25 @@ def _run(out: Path, run_name: str, pipeline: dict[str, Any]) -> dict[str, Any]:
     return manifest.model_dump(mode="json")
 
 
-def _scores(folder: Path, label: str) -> list[float]:
+def _scores(folder: Path, label: str, evaluation: int = 0) -> list[float]:
+    """A run's 1/0 scores of `label` (student or base) by its `evaluation`-th evaluate stage."""
     from synthdistill.runs.folder import read_records
 
-    path = next(folder.glob(f"*-evaluate/predictions-{label}.jsonl"))
+    path = sorted(folder.glob(f"*-evaluate/predictions-{label}.jsonl"))[evaluation]
     return [float(r.verdicts["correct"].passed) for r in read_records(path)]
 
 
 def _print_table(name: str, result: dict[str, Any], args: argparse.Namespace) -> None:
-    print(f"\n## {name}: {args.seeds} seed(s) x {args.test} test items, teacher {args.teacher_model}")
-    print(f"| {'row':<16} | accuracy | 95% CI        | items | train records | seconds |")
-    print(f"|{'-' * 18}|----------|---------------|-------|---------------|---------|")
+    teacher = quality_tasks.TEACHER + " (recorded)" if name in TASKS else args.teacher_model
+    print(f"\n## {name}: {args.seeds} seed(s) x {args.test} test items, teacher {teacher}")
+    print(f"| {'row':<25} | accuracy | 95% CI        | items | train records | seconds |")
+    print(f"|{'-' * 27}|----------|---------------|-------|---------------|---------|")
     for row, values in result["rows"].items():
         low, high = values["ci"]
         if not values["items"]:  # every seed was skipped: its filter kept no rationale to train on
-            print(f"| {NUMBERS[row] + '.':<3} {row:<13}| not run: no seed kept a rationale |")
+            print(f"| {NUMBERS[row] + '.':<4} {row:<21}| not run: no seed kept a rationale |")
             continue
-        print(f"| {NUMBERS[row] + '.':<3} {row:<13}| {values['accuracy']:.3f}    | {low:.3f}-{high:.3f}   | "
+        print(f"| {NUMBERS[row] + '.':<4} {row:<21}| {values['accuracy']:.3f}    | {low:.3f}-{high:.3f}   | "
               f"{values['items']:>5} | {values['records']:>13} | {values['seconds']:>7.0f} |")  # fmt: skip
     if result.get("hard"):
         print(f"\nHard split (builtin:arith difficulty 2, {args.hard_test} items a seed):")
